@@ -1,0 +1,397 @@
+// Package testzk runs real ZooKeeper servers for tests: a standalone server or
+// an ensemble of JVMs on free loopback ports, with methods to stop, kill,
+// pause and restart them, and a fault-injecting TCP proxy. It never mocks.
+//
+// Tests of a package usually share one standalone server and give each test
+// its own root znode:
+//
+//	func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+//
+//	func TestX(t *testing.T) {
+//		servers := testzk.Shared(t).Root(t) // "127.0.0.1:port/TestX-1"
+//		...
+//	}
+//
+// Servers need Java and ZooKeeper's jars; see Classpath.
+package testzk
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// readyTimeout bounds the wait for servers to serve when the caller's context
+// has no deadline, and in Restart.
+const readyTimeout = 30 * time.Second
+
+// startAttempts is how often Start picks new ports after a port clash.
+const startAttempts = 3
+
+// ErrClosed is returned by methods of a closed Cluster.
+var ErrClosed = errors.New("testzk: cluster closed")
+
+// Options configures Start. The zero value starts one standalone server.
+type Options struct {
+	Servers   int           // number of servers: 1 (default) is standalone; more form an ensemble
+	TickTime  time.Duration // ZooKeeper's tick, whole milliseconds; default 100ms. Sessions may last from 2 ticks to 60s.
+	Dir       string        // where servers keep config, data and logs; default a new temporary directory that Close removes
+	LogOutput io.Writer     // if set, receives a copy of every server's log; writes are serialised
+}
+
+// Cluster is a running standalone ZooKeeper server or ensemble. Its methods
+// are safe for concurrent use. Servers are numbered from 0.
+type Cluster struct {
+	java, classpath string
+	dir             string
+	ownDir          bool // dir was created by Start and is removed by Close
+	tick            time.Duration
+	out             io.Writer
+	servers         []*server
+	roots           atomic.Int64 // numbers the znodes made by Root
+
+	mu     sync.Mutex // orders starting a server against Close
+	closed bool
+}
+
+// Start starts opts.Servers ZooKeeper servers on free 127.0.0.1 ports and
+// waits until every one of them serves clients (its `srvr` answer has a
+// Mode), which for an ensemble means a leader has been elected. If ctx has no
+// deadline, Start gives up after 30s. On error nothing is left running.
+func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	if opts.Servers == 0 {
+		opts.Servers = 1
+	}
+	if opts.TickTime == 0 {
+		opts.TickTime = 100 * time.Millisecond
+	}
+	if opts.Servers < 0 {
+		return nil, fmt.Errorf("testzk: Servers = %d, want at least 1", opts.Servers)
+	}
+	if opts.TickTime < time.Millisecond || opts.TickTime%time.Millisecond != 0 {
+		return nil, fmt.Errorf("testzk: TickTime = %v, want whole milliseconds", opts.TickTime)
+	}
+	java, err := javaPath()
+	if err != nil {
+		return nil, err
+	}
+	classpath, err := Classpath()
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{java: java, classpath: classpath, dir: opts.Dir, tick: opts.TickTime}
+	if opts.LogOutput != nil {
+		c.out = &lockedWriter{w: opts.LogOutput}
+	}
+	if c.dir == "" {
+		if c.dir, err = os.MkdirTemp("", "testzk-"); err != nil {
+			return nil, fmt.Errorf("testzk: %w", err)
+		}
+		c.ownDir = true
+	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
+		return nil, fmt.Errorf("testzk: %w", err)
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, readyTimeout)
+		defer cancel()
+	}
+	for attempt := 1; ; attempt++ {
+		err := c.launch(ctx, opts.Servers)
+		if err == nil {
+			return c, nil
+		}
+		// Ports are picked free but not reserved: another process may have
+		// taken one before the JVM bound it. Try again with new ones.
+		clash := c.portClash()
+		c.killAll()
+		if !clash || attempt == startAttempts {
+			c.Close()
+			return nil, err
+		}
+		for _, s := range c.servers {
+			os.RemoveAll(s.dir)
+		}
+	}
+}
+
+// launch configures and starts n servers and waits until they serve.
+func (c *Cluster) launch(ctx context.Context, n int) error {
+	ports, err := freePorts(3 * n)
+	if err != nil {
+		return fmt.Errorf("testzk: free ports: %w", err)
+	}
+	c.servers = make([]*server, n)
+	for i := range c.servers {
+		c.servers[i] = &server{
+			id:           i + 1,
+			dir:          filepath.Join(c.dir, "server"+strconv.Itoa(i+1)),
+			clientPort:   ports[3*i],
+			quorumPort:   ports[3*i+1],
+			electionPort: ports[3*i+2],
+		}
+	}
+	for _, s := range c.servers {
+		if err := c.writeConfig(s); err != nil {
+			return fmt.Errorf("testzk: server %d: %w", s.id-1, err)
+		}
+	}
+	procs := make([]*process, n)
+	for i, s := range c.servers {
+		if procs[i], err = s.start(c.java, c.classpath, c.out); err != nil {
+			return fmt.Errorf("testzk: start server %d: %w", i, err)
+		}
+	}
+	for i, s := range c.servers {
+		if _, err := c.waitServing(ctx, i, s, procs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeConfig writes s's zoo.cfg and, in an ensemble, its myid file.
+func (c *Cluster) writeConfig(s *server) error {
+	data := filepath.Join(s.dir, "data")
+	if err := os.MkdirAll(data, 0o755); err != nil {
+		return err
+	}
+	tick := c.tick.Milliseconds()
+	var b strings.Builder
+	fmt.Fprintf(&b, "tickTime=%d\n", tick)
+	fmt.Fprintf(&b, "initLimit=50\nsyncLimit=20\n")
+	fmt.Fprintf(&b, "dataDir=%s\n", data)
+	fmt.Fprintf(&b, "clientPort=%d\nclientPortAddress=127.0.0.1\n", s.clientPort)
+	fmt.Fprintf(&b, "admin.enableServer=false\n4lw.commands.whitelist=*\n")
+	// Without maxSessionTimeout ZooKeeper caps sessions at 20 ticks.
+	fmt.Fprintf(&b, "minSessionTimeout=%d\nmaxSessionTimeout=60000\n", 2*tick)
+	fmt.Fprintf(&b, "extendedTypesEnabled=true\nforceSync=no\n")
+	if len(c.servers) > 1 {
+		for _, peer := range c.servers {
+			fmt.Fprintf(&b, "server.%d=127.0.0.1:%d:%d\n", peer.id, peer.quorumPort, peer.electionPort)
+		}
+		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(strconv.Itoa(s.id)+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(s.cfgPath(), []byte(b.String()), 0o644)
+}
+
+// waitServing polls server i with `srvr` until it reports a Mode, its process
+// p exits, or ctx ends. It returns the mode.
+func (c *Cluster) waitServing(ctx context.Context, i int, s *server, p *process) (string, error) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		mode, err := srvrMode(ctx, s.addr())
+		if err == nil {
+			return mode, nil
+		}
+		select {
+		case <-ctx.Done():
+			return "", fmt.Errorf("testzk: server %d (%s) not serving: %w (last: %v); log tail:\n%s",
+				i, s.addr(), ctx.Err(), err, tail(c.Logs(i), 30))
+		case <-p.done:
+			return "", fmt.Errorf("testzk: server %d (%s) exited while starting; log tail:\n%s",
+				i, s.addr(), tail(c.Logs(i), 30))
+		case <-tick.C:
+		}
+	}
+}
+
+// portClash reports whether a server failed because its port was taken.
+func (c *Cluster) portClash() bool {
+	for i := range c.servers {
+		if strings.Contains(c.Logs(i), "Address already in use") {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Cluster) killAll() {
+	for _, s := range c.servers {
+		_ = s.halt(syscall.SIGKILL) // errNotRunning is fine here
+	}
+}
+
+// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		// Held open until all are picked, so no port is picked twice.
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+// ConnectString returns the client addresses of all servers,
+// "127.0.0.1:p1,127.0.0.1:p2,...", stopped ones included.
+func (c *Cluster) ConnectString() string {
+	addrs := make([]string, len(c.servers))
+	for i, s := range c.servers {
+		addrs[i] = s.addr()
+	}
+	return strings.Join(addrs, ",")
+}
+
+// Addr returns the client address of server i, "127.0.0.1:port". It panics
+// if i is out of range, like an index.
+func (c *Cluster) Addr(i int) string { return c.servers[i].addr() }
+
+// Len returns the number of servers.
+func (c *Cluster) Len() int { return len(c.servers) }
+
+// Dir returns the directory holding each server's config, data and log.
+func (c *Cluster) Dir() string { return c.dir }
+
+func (c *Cluster) server(i int) (*server, error) {
+	if i < 0 || i >= len(c.servers) {
+		return nil, fmt.Errorf("testzk: no server %d in a cluster of %d", i, len(c.servers))
+	}
+	return c.servers[i], nil
+}
+
+// Stop sends server i SIGTERM (and SIGCONT, in case it is paused) and waits
+// until it has exited. If it has not exited after 10s, it is killed and Stop
+// returns an error.
+func (c *Cluster) Stop(i int) error { return c.halt(i, syscall.SIGTERM) }
+
+// Kill sends server i SIGKILL and waits until it has exited.
+func (c *Cluster) Kill(i int) error { return c.halt(i, syscall.SIGKILL) }
+
+func (c *Cluster) halt(i int, sig syscall.Signal) error {
+	s, err := c.server(i)
+	if err != nil {
+		return err
+	}
+	if err := s.halt(sig); err != nil {
+		return fmt.Errorf("testzk: %v server %d: %w", sig, i, err)
+	}
+	return nil
+}
+
+// Pause stops server i with SIGSTOP, as a long GC pause or a hung machine
+// would: its connections stay open but it answers nothing until Resume.
+func (c *Cluster) Pause(i int) error { return c.signal(i, syscall.SIGSTOP) }
+
+// Resume continues a paused server i with SIGCONT.
+func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT) }
+
+func (c *Cluster) signal(i int, sig syscall.Signal) error {
+	s, err := c.server(i)
+	if err != nil {
+		return err
+	}
+	if err := s.signal(sig); err != nil {
+		return fmt.Errorf("testzk: %v server %d: %w", sig, i, err)
+	}
+	return nil
+}
+
+// Restart starts server i again, after Stop or Kill or its own exit, with the
+// same ports and data, and waits up to 30s until it serves; a member of an
+// ensemble serves once it has joined a quorum as follower or leader.
+func (c *Cluster) Restart(i int) error {
+	s, err := c.server(i)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	fmt.Fprintf(logFile{s}, "--- testzk: restarting server %d ---\n", i)
+	p, err := s.start(c.java, c.classpath, c.out)
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("testzk: restart server %d: %w", i, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
+	defer cancel()
+	_, err = c.waitServing(ctx, i, s, p)
+	return err
+}
+
+// Leader returns the index of the ensemble's current leader, or 0 for a
+// standalone server that serves. It asks every running server with `srvr`
+// and fails if none says it leads.
+func (c *Cluster) Leader() (int, error) {
+	for i, s := range c.servers {
+		if s.running() == nil {
+			continue
+		}
+		mode, err := srvrMode(context.Background(), s.addr())
+		if err == nil && (mode == "leader" || mode == "standalone") {
+			return i, nil
+		}
+	}
+	return -1, errors.New("testzk: no server is leading")
+}
+
+// Logs returns everything server i has logged so far, across restarts, or ""
+// if there is no server i or its log cannot be read.
+func (c *Cluster) Logs(i int) string {
+	s, err := c.server(i)
+	if err != nil {
+		return ""
+	}
+	b, _ := os.ReadFile(s.logPath())
+	return string(b)
+}
+
+// Close kills every server, waits until each has exited and, if Start made
+// the directory, removes it. Close is idempotent; later calls return nil.
+func (c *Cluster) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.mu.Unlock()
+	c.killAll()
+	if c.ownDir {
+		if err := os.RemoveAll(c.dir); err != nil {
+			return fmt.Errorf("testzk: %w", err)
+		}
+	}
+	return nil
+}
+
+// logFile appends to a server's log file, to mark events such as restarts.
+type logFile struct{ s *server }
+
+func (l logFile) Write(p []byte) (int, error) {
+	f, err := os.OpenFile(l.s.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	return f.Write(p)
+}
+
+// tail returns the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}

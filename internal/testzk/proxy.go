@@ -1,0 +1,338 @@
+package testzk
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// proxyMode is what a Proxy does with traffic.
+type proxyMode int
+
+const (
+	forwarding proxyMode = iota
+	cutting              // connections are closed, new ones refused
+	stalling             // bytes are read and dropped
+)
+
+// noXid marks a link with no reply to lose; xids are int32.
+const noXid = math.MinInt64
+
+// Proxy is a TCP proxy in front of one ZooKeeper server that injects faults
+// on demand: cut connections, a partition that swallows bytes, latency, a
+// lost reply, and an expired session. Plain forwarding copies bytes as they
+// come; frames are only followed to find sessions and lost replies. Its
+// methods are safe for concurrent use.
+type Proxy struct {
+	target string
+	ln     net.Listener
+	ctx    context.Context // ends with Close; bounds dials to target
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the accept loop and every connection's goroutines
+
+	mu        sync.Mutex
+	mode      proxyMode
+	delay     time.Duration
+	loseOp    int32
+	loseArmed bool
+	session   session // of the latest connection to get one
+	links     map[*link]struct{}
+	closed    bool
+}
+
+// link is one proxied connection: a client's and ours to the target.
+type link struct {
+	client, server net.Conn
+	once           sync.Once
+	done           chan struct{} // closed by close
+	lossy          atomic.Bool   // bytes were dropped during a stall
+	loseXid        atomic.Int64  // xid whose reply ends the link, or noXid
+}
+
+// close closes both connections; with reset, so that the peers see a reset
+// rather than an orderly end.
+func (l *link) close(reset bool) {
+	l.once.Do(func() {
+		for _, c := range []net.Conn{l.client, l.server} {
+			if tc, ok := c.(*net.TCPConn); ok && reset {
+				tc.SetLinger(0)
+			}
+			c.Close()
+		}
+		close(l.done)
+	})
+}
+
+// sleep waits for d, or until the link is closed; it reports whether the
+// link is still open.
+func (l *link) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-l.done:
+		return false
+	}
+}
+
+// NewProxy listens on a free 127.0.0.1 port and forwards every connection it
+// accepts to target, until Close.
+func NewProxy(target string) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Proxy{target: target, ln: ln, ctx: ctx, cancel: cancel, links: make(map[*link]struct{})}
+	p.wg.Add(1)
+	go p.accept()
+	return p, nil
+}
+
+// ProxyT is NewProxy for a test: it fails t on error and closes the proxy
+// when t ends.
+func ProxyT(t testing.TB, target string) *Proxy {
+	t.Helper()
+	p, err := NewProxy(target)
+	if err != nil {
+		t.Fatalf("testzk: proxy: %v", err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// Addr returns the address clients should connect to, "127.0.0.1:port".
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
+
+// Cut resets every open connection and, until Heal, accepts new ones only to
+// close them at once.
+func (p *Proxy) Cut() {
+	for _, l := range p.setMode(cutting) {
+		l.close(true)
+	}
+}
+
+// Stall simulates a partition: until Heal, connections old and new stay open
+// but every byte in either direction is dropped, so clients notice only
+// through their own timeouts.
+func (p *Proxy) Stall() { p.setMode(stalling) }
+
+// Heal returns to plain forwarding after Cut or Stall. Connections that
+// dropped bytes during a stall cannot carry on and are closed.
+func (p *Proxy) Heal() {
+	for _, l := range p.setMode(forwarding) {
+		if l.lossy.Load() {
+			l.close(true)
+		}
+	}
+}
+
+// setMode sets the mode and returns the open links.
+func (p *Proxy) setMode(m proxyMode) []*link {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.mode = m
+	links := make([]*link, 0, len(p.links))
+	for l := range p.links {
+		links = append(links, l)
+	}
+	return links
+}
+
+// Delay holds every chunk of bytes for d before forwarding it, in both
+// directions; 0 removes the delay.
+func (p *Proxy) Delay(d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.delay = max(d, 0)
+}
+
+// LoseReplyTo arms a one-shot fault: the next client request with this
+// opcode (OpCreate, OpMulti, ...) reaches the server, but its connection is
+// reset just before the server's reply would reach the client. The server
+// has applied the request; the client sees only a lost connection.
+func (p *Proxy) LoseReplyTo(opcode int32) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.loseOp, p.loseArmed = opcode, true
+}
+
+// takeLose disarms LoseReplyTo and reports true if it was armed for op.
+func (p *Proxy) takeLose(op int32) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.loseArmed || op != p.loseOp {
+		return false
+	}
+	p.loseArmed = false
+	return true
+}
+
+// Expire ends the ZooKeeper session most recently established through the
+// proxy, by attaching to it from a connection of its own straight to the
+// target and closing it (as Curator's KillSession does). It returns once the
+// server has closed the session; the client learns of it when its connection
+// is closed and it reconnects (go-zookeeper then reports StateExpired and
+// makes a new session). ctx bounds the call; without a deadline, 10s.
+func (p *Proxy) Expire(ctx context.Context) error {
+	p.mu.Lock()
+	s := p.session
+	p.mu.Unlock()
+	if s.id == 0 {
+		return errors.New("testzk: expire: no session seen by the proxy")
+	}
+	if err := expireSession(ctx, p.target, s); err != nil {
+		return fmt.Errorf("testzk: expire session %#x: %w", s.id, err)
+	}
+	return nil
+}
+
+// Close closes the listener and every connection and waits until all the
+// proxy's goroutines have ended. Later calls return nil.
+func (p *Proxy) Close() error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	links := make([]*link, 0, len(p.links))
+	for l := range p.links {
+		links = append(links, l)
+	}
+	p.mu.Unlock()
+	p.cancel()
+	err := p.ln.Close()
+	for _, l := range links {
+		l.close(false)
+	}
+	p.wg.Wait()
+	return err
+}
+
+func (p *Proxy) accept() {
+	defer p.wg.Done()
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return // closed
+		}
+		p.wg.Add(1)
+		go p.serve(c)
+	}
+}
+
+// serve proxies one accepted connection until either side ends it.
+func (p *Proxy) serve(c net.Conn) {
+	defer p.wg.Done()
+	p.mu.Lock()
+	m := p.mode
+	p.mu.Unlock()
+	if m == cutting {
+		c.Close()
+		return
+	}
+	var d net.Dialer
+	s, err := d.DialContext(p.ctx, "tcp", p.target)
+	if err != nil {
+		c.Close() // as if the server refused
+		return
+	}
+	l := &link{client: c, server: s, done: make(chan struct{})}
+	l.loseXid.Store(noXid)
+	p.mu.Lock()
+	if p.closed || p.mode == cutting {
+		p.mu.Unlock()
+		l.close(false)
+		return
+	}
+	p.links[l] = struct{}{}
+	p.mu.Unlock()
+
+	up := make(chan struct{})
+	go func() {
+		defer close(up)
+		p.pump(l, true)
+	}()
+	p.pump(l, false)
+	<-up
+	p.mu.Lock()
+	delete(p.links, l)
+	p.mu.Unlock()
+}
+
+// pump copies one direction of l until an error or a fault ends the link.
+func (p *Proxy) pump(l *link, toServer bool) {
+	src, dst := l.server, l.client
+	if toServer {
+		src, dst = l.client, l.server
+	}
+	defer l.close(false)
+	var sc frameScanner
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 && !p.forward(l, &sc, toServer, dst, buf[:n]) {
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// forward passes one chunk b on to dst, as the proxy's mode says. It reports
+// whether the link stays open.
+func (p *Proxy) forward(l *link, sc *frameScanner, toServer bool, dst net.Conn, b []byte) bool {
+	cut := -1
+	if toServer {
+		// Requests after the ConnectRequest start with int32 xid, int32 type.
+		sc.scan(b, func(i int, head []byte) bool {
+			if i > 0 && len(head) >= 8 && p.takeLose(int32(binary.BigEndian.Uint32(head[4:8]))) {
+				l.loseXid.Store(int64(int32(binary.BigEndian.Uint32(head[:4]))))
+			}
+			return false
+		})
+	} else {
+		// The first reply is the ConnectResponse; later ones start with int32 xid.
+		cut = sc.scan(b, func(i int, head []byte) bool {
+			if i == 0 {
+				if s, ok := parseConnectResponse(head); ok {
+					p.mu.Lock()
+					p.session = s
+					p.mu.Unlock()
+				}
+				return false
+			}
+			return len(head) >= 4 && int64(int32(binary.BigEndian.Uint32(head[:4]))) == l.loseXid.Load()
+		})
+	}
+	p.mu.Lock()
+	m, delay := p.mode, p.delay
+	p.mu.Unlock()
+	switch m {
+	case cutting:
+		return false
+	case stalling:
+		l.lossy.Store(true)
+		return true
+	}
+	if delay > 0 && !l.sleep(delay) {
+		return false
+	}
+	if cut >= 0 {
+		dst.Write(b[:cut]) // the replies before the lost one
+		l.close(true)
+		return false
+	}
+	_, err := dst.Write(b)
+	return err == nil
+}

@@ -1,0 +1,172 @@
+package testzk
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+func TestProxyCutHeal(t *testing.T) {
+	t.Parallel()
+	p := ProxyT(t, Shared(t).Addr(0))
+	cl := connect(t, 10*time.Second, p.Addr())
+	id := cl.SessionID()
+
+	p.Cut()
+	cl.await(t, zk.StateDisconnected)
+	p.Heal()
+	cl.await(t, zk.StateHasSession)
+	if cl.SessionID() != id {
+		t.Fatalf("session %#x became %#x across a short cut", id, cl.SessionID())
+	}
+	if _, _, err := cl.Exists("/"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProxyStall(t *testing.T) {
+	t.Parallel()
+	p := ProxyT(t, Shared(t).Addr(0))
+	cl := connect(t, 2*time.Second, p.Addr())
+
+	// The client notices the partition only through its receive timeout.
+	p.Stall()
+	cl.await(t, zk.StateDisconnected)
+	p.Heal()
+	cl.await(t, zk.StateHasSession)
+	if _, _, err := cl.Exists("/"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProxyDelay(t *testing.T) {
+	t.Parallel()
+	p := ProxyT(t, Shared(t).Addr(0))
+	cl := connect(t, 10*time.Second, p.Addr())
+
+	const d = 100 * time.Millisecond
+	p.Delay(d)
+	start := time.Now()
+	if _, _, err := cl.Exists("/"); err != nil {
+		t.Fatal(err)
+	}
+	if rtt := time.Since(start); rtt < 2*d {
+		t.Fatalf("round trip took %v with %v delay each way", rtt, d)
+	}
+	p.Delay(0)
+	if _, _, err := cl.Exists("/"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestProxyExpire(t *testing.T) {
+	t.Parallel()
+	zkc := Shared(t)
+	root := chroot(t, zkc.Root(t))
+	p := ProxyT(t, zkc.Addr(0))
+	cl := connect(t, 10*time.Second, p.Addr())
+	old := cl.SessionID()
+	eph := root + "/ephemeral"
+	if _, err := cl.Create(eph, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := p.Expire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	cl.await(t, zk.StateExpired)
+	cl.await(t, zk.StateHasSession)
+	if cl.SessionID() == old {
+		t.Fatalf("session id %#x unchanged after expiry", old)
+	}
+	if ok, _, err := cl.Exists(eph); ok || err != nil {
+		t.Fatalf("Exists(%s) = %v, %v after expiry; want false", eph, ok, err)
+	}
+}
+
+func TestProxyExpireWithoutSession(t *testing.T) {
+	t.Parallel()
+	p := ProxyT(t, Shared(t).Addr(0))
+	if err := p.Expire(context.Background()); err == nil {
+		t.Fatal("Expire succeeded before any client connected")
+	}
+}
+
+func TestProxyLoseReplyTo(t *testing.T) {
+	t.Parallel()
+	zkc := Shared(t)
+	root := chroot(t, zkc.Root(t))
+	p := ProxyT(t, zkc.Addr(0))
+	cl := connect(t, 10*time.Second, p.Addr())
+	direct := connect(t, 10*time.Second, zkc.Addr(0))
+	acl := zk.WorldACL(zk.PermAll)
+
+	p.LoseReplyTo(OpCreate)
+	lost := root + "/lost"
+	if _, err := cl.Create(lost, nil, 0, acl); err == nil {
+		t.Fatal("Create returned no error although its reply was lost")
+	}
+	if ok, _, err := direct.Exists(lost); !ok || err != nil {
+		t.Fatalf("Exists(%s) = %v, %v; the server should have applied the create", lost, ok, err)
+	}
+
+	// The fault fires once; the client carries on in the same session.
+	cl.await(t, zk.StateHasSession)
+	if _, err := cl.Create(root+"/kept", nil, 0, acl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.Create(lost, nil, 0, acl); !errors.Is(err, zk.ErrNodeExists) {
+		t.Fatalf("second Create(%s) = %v, want ErrNodeExists", lost, err)
+	}
+}
+
+func TestFrameScanner(t *testing.T) {
+	frame := func(body ...byte) []byte {
+		return append(binary.BigEndian.AppendUint32(nil, uint32(len(body))), body...)
+	}
+	long := make([]byte, 100)
+	long[0] = 7
+	stream := slices.Concat(frame(1, 2, 3), frame(), frame(long...), frame(9))
+	want := [][]byte{{1, 2, 3}, {}, long[:headLen], {9}}
+
+	for _, chunk := range []int{1, 3, 5, 64, len(stream)} {
+		var s frameScanner
+		var got [][]byte
+		for b := range slices.Chunk(stream, chunk) {
+			s.scan(b, func(i int, head []byte) bool {
+				if i != len(got) {
+					t.Errorf("chunk %d: frame index %d, want %d", chunk, i, len(got))
+				}
+				got = append(got, slices.Clone(head))
+				return false
+			})
+		}
+		if !slices.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("chunk %d: heads %v, want %v", chunk, got, want)
+		}
+	}
+
+	t.Run("cut offset", func(t *testing.T) {
+		var s frameScanner
+		at := s.scan(stream, func(i int, _ []byte) bool { return i == 2 })
+		if want := len(frame(1, 2, 3)) + len(frame()); at != want {
+			t.Fatalf("cut at %d, want %d", at, want)
+		}
+	})
+
+	t.Run("not framed", func(t *testing.T) {
+		var s frameScanner
+		s.scan([]byte("srvr"), func(int, []byte) bool {
+			t.Fatal("a four-letter word was taken for a frame")
+			return false
+		})
+		if !s.off {
+			t.Fatal("scanner still on")
+		}
+	})
+}

@@ -1,0 +1,157 @@
+package lighthouse
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+)
+
+// ErrInvalidPath: a path breaks ZooKeeper's rules (see ValidatePath).
+var ErrInvalidPath = errors.New("lighthouse: invalid path")
+
+// ValidatePath reports whether p is a path ZooKeeper accepts: absolute, no
+// empty segment, no trailing slash (except "/" itself), no "." or ".."
+// segment, valid UTF-8 without control characters or the code points
+// ZooKeeper forbids. The error wraps ErrInvalidPath.
+func ValidatePath(p string) error {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidPath, p, why) }
+	switch {
+	case p == "":
+		return bad("empty")
+	case p[0] != '/':
+		return bad("not absolute")
+	case p == "/":
+		return nil
+	case p[len(p)-1] == '/':
+		return bad("trailing slash")
+	case !utf8.ValidString(p):
+		return bad("not valid UTF-8")
+	}
+	for _, seg := range strings.Split(p[1:], "/") {
+		switch seg {
+		case "":
+			return bad("empty segment")
+		case ".", "..":
+			return bad("relative segment " + seg)
+		}
+	}
+	for _, r := range p {
+		if r == 0 || (r > 0 && r < 0x20) || (r >= 0x7f && r <= 0x9f) ||
+			(r >= 0xd800 && r <= 0xf8ff) || (r >= 0xfff0 && r <= 0xffff) {
+			return bad(fmt.Sprintf("forbidden character %U", r))
+		}
+	}
+	return nil
+}
+
+// validateName checks one path segment (a service name, a node ID).
+func validateName(kind, name string) error {
+	if name == "" {
+		return fmt.Errorf("%w: empty %s", ErrInvalidPath, kind)
+	}
+	if strings.Contains(name, "/") {
+		return fmt.Errorf("%w: %s %q contains '/'", ErrInvalidPath, kind, name)
+	}
+	if err := ValidatePath("/" + name); err != nil {
+		return fmt.Errorf("%s %q: %w", kind, name, err)
+	}
+	return nil
+}
+
+// joinPath joins a parent path and a child name.
+func joinPath(parent, child string) string {
+	if parent == "/" {
+		return "/" + child
+	}
+	return parent + "/" + child
+}
+
+// parseConnectString splits "h1:p1,h2:p2/chroot" into host:port addresses
+// and a chroot ("" when none).
+func parseConnectString(s string) (hosts []string, chroot string, err error) {
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidConnectString, s, why) }
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, "", bad("empty")
+	}
+	hostPart := s
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		hostPart, chroot = s[:i], s[i:]
+		if err := ValidatePath(chroot); err != nil {
+			return nil, "", bad(fmt.Sprintf("chroot: %v", err))
+		}
+		if chroot == "/" {
+			chroot = ""
+		}
+	}
+	for _, h := range strings.Split(hostPart, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			return nil, "", bad("empty host")
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			// No port: take the default, unless it looks like a bare IPv6
+			// address or something else SplitHostPort rejects for cause.
+			if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+				return nil, "", bad(fmt.Sprintf("host %q: %v", h, err))
+			}
+			host, port = strings.Trim(h, "[]"), "2181"
+		}
+		if host == "" || strings.ContainsAny(host, " \t[]") {
+			return nil, "", bad(fmt.Sprintf("host %q", h))
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, "", bad(fmt.Sprintf("port %q", port))
+		}
+		hosts = append(hosts, net.JoinHostPort(host, port))
+	}
+	return hosts, chroot, nil
+}
+
+// seqDigits is the width of the counter ZooKeeper appends to sequential nodes.
+const seqDigits = 10
+
+// ParseSequence splits the name of a sequential node into the name it was
+// created with and its sequence number. ok is false if name does not end in
+// ZooKeeper's 10-digit counter.
+func ParseSequence(name string) (prefix string, seq int64, ok bool) {
+	if len(name) < seqDigits {
+		return "", 0, false
+	}
+	tail := name[len(name)-seqDigits:]
+	for i := 0; i < len(tail); i++ {
+		if tail[i] < '0' || tail[i] > '9' {
+			return "", 0, false
+		}
+	}
+	n, err := strconv.ParseInt(tail, 10, 64)
+	if err != nil {
+		return "", 0, false
+	}
+	return name[:len(name)-seqDigits], n, true
+}
+
+// SortSequential sorts names of sequential nodes by their sequence number,
+// whatever their prefixes (ZooKeeper numbers children of one parent from one
+// counter). Names without a sequence number go last, in name order.
+func SortSequential(names []string) {
+	slices.SortStableFunc(names, func(a, b string) int {
+		_, sa, oka := ParseSequence(a)
+		_, sb, okb := ParseSequence(b)
+		switch {
+		case oka && okb:
+			return cmp.Or(cmp.Compare(sa, sb), strings.Compare(a, b))
+		case oka:
+			return -1
+		case okb:
+			return 1
+		}
+		return strings.Compare(a, b)
+	})
+}

@@ -1,0 +1,459 @@
+package lighthouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+
+// connect opens a session for one test and closes it at the end.
+func connect(t testing.TB, connectString string, opts ...Option) *Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	opts = append([]Option{WithSessionTimeout(time.Second)}, opts...)
+	s, err := Connect(ctx, connectString, opts...)
+	if err != nil {
+		t.Fatalf("Connect(%q): %v", connectString, err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// testCtx is a context that ends with the test or after a generous deadline.
+func testCtx(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// awaitEvent reads events until one of type want, failing the test if it
+// does not come within d. It returns that event.
+func awaitEvent(t testing.TB, events <-chan Event, want EventType, d time.Duration) Event {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var seen []string
+	for {
+		select {
+		case e, ok := <-events:
+			if !ok {
+				t.Fatalf("events closed while waiting for %s (saw %v)", want, seen)
+			}
+			seen = append(seen, e.Type.String())
+			if e.Type == want {
+				return e
+			}
+		case <-timer.C:
+			t.Fatalf("no %s event within %v (saw %v)", want, d, seen)
+		}
+	}
+}
+
+func TestConnectAndClose(t *testing.T) {
+	zkc := testzk.Shared(t)
+	s := connect(t, zkc.Root(t))
+	if s.SessionID() == 0 {
+		t.Fatal("no session id after Connect")
+	}
+	events := s.Events(testCtx(t))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventClosed, time.Second)
+	if _, ok := <-events; ok {
+		t.Fatal("events not closed after EventClosed")
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Fatal("Done not closed after Close")
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+	if _, _, err := s.Get(context.Background(), "/"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestCloseDeletesEphemeralsAtOnce(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	owner := connect(t, root, WithSessionTimeout(20*time.Second))
+	watcher := connect(t, root)
+	ctx := testCtx(t)
+	if _, err := owner.Create(ctx, "/e", nil, Ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	_, _, w, err := watcher.ExistsW(ctx, "/e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	owner.Close()
+	select {
+	case ev := <-w:
+		if ev.Type != NodeDeleted {
+			t.Fatalf("watch saw %v, want deleted", ev.Type)
+		}
+		// Far below the 20 s session timeout: the session was closed.
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("ephemeral node deleted after %v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ephemeral node of a closed session still there")
+	}
+}
+
+func TestSuspendedAndReconnectedWhenServerRestarts(t *testing.T) {
+	zkc := testzk.StartT(t, 1)
+	s := connect(t, zkc.ConnectString(), WithSessionTimeout(10*time.Second))
+	events := s.Events(testCtx(t))
+	id := s.SessionID()
+	if _, err := s.Create(testCtx(t), "/e", []byte("x"), Ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	if err := zkc.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventSuspended, 10*time.Second)
+	if err := zkc.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	e := awaitEvent(t, events, EventReconnected, 15*time.Second)
+	if e.SessionID != id || s.SessionID() != id {
+		t.Fatalf("reconnected to session 0x%x, want 0x%x", e.SessionID, id)
+	}
+	if ok, _, err := s.Exists(testCtx(t), "/e"); err != nil || !ok {
+		t.Fatalf("ephemeral node after reconnect: exists=%v err=%v", ok, err)
+	}
+}
+
+func TestExpiredThenNewSession(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	s := connect(t, proxy.Addr()+chrootOf(root))
+	events := s.Events(testCtx(t))
+	ctx := testCtx(t)
+	old := s.SessionID()
+	if _, err := s.Create(ctx, "/e", nil, Ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	_, _, w, err := s.GetW(ctx, "/e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proxy.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e := awaitEvent(t, events, EventExpired, 10*time.Second)
+	if e.SessionID != old {
+		t.Fatalf("expired event for 0x%x, want 0x%x", e.SessionID, old)
+	}
+	e = awaitEvent(t, events, EventConnected, 10*time.Second)
+	if e.SessionID == old || e.SessionID == 0 {
+		t.Fatalf("new session id 0x%x (old 0x%x)", e.SessionID, old)
+	}
+	select {
+	case ev := <-w:
+		// The server deletes the node when the session ends; a watch may see
+		// that or be dropped with the session.
+		if ev.Type != WatchLost && ev.Type != NodeDeleted {
+			t.Fatalf("watch after expiry: %v", ev.Type)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("watch of the expired session never fired")
+	}
+	if ok, _, err := s.Exists(ctx, "/e"); err != nil || ok {
+		t.Fatalf("old session's ephemeral node: exists=%v err=%v", ok, err)
+	}
+}
+
+// chrootOf returns the "/chroot" part of a connect string.
+func chrootOf(connectString string) string {
+	if i := strings.IndexByte(connectString, '/'); i >= 0 {
+		return connectString[i:]
+	}
+	return ""
+}
+
+func TestEnsembleMemberLossKeepsSession(t *testing.T) {
+	zkc := testzk.StartT(t, 3)
+	s := connect(t, zkc.ConnectString(), WithSessionTimeout(4*time.Second))
+	events := s.Events(testCtx(t))
+	id := s.SessionID()
+	server := s.conn.Server()
+	victim := -1
+	for i := 0; i < zkc.Len(); i++ {
+		if zkc.Addr(i) == server {
+			victim = i
+		}
+	}
+	if victim < 0 {
+		t.Fatalf("session's server %s is not in the ensemble %s", server, zkc.ConnectString())
+	}
+	if err := zkc.Kill(victim); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventSuspended, 10*time.Second)
+	awaitEvent(t, events, EventReconnected, 15*time.Second)
+	if s.SessionID() != id {
+		t.Fatalf("session changed from 0x%x to 0x%x", id, s.SessionID())
+	}
+	if s.conn.Server() == server {
+		t.Fatalf("still on the killed server %s", server)
+	}
+	if _, err := s.Create(testCtx(t), "/after", nil, Persistent); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStalledConnection(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	// Long enough to reconnect before expiry: with one server address the
+	// client waits 1 s before it dials again.
+	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(6*time.Second))
+	events := s.Events(testCtx(t))
+	id := s.SessionID()
+	proxy.Stall()
+	// The client notices only through its receive timeout (2/3 of 6 s).
+	awaitEvent(t, events, EventSuspended, 8*time.Second)
+	proxy.Heal()
+	e := awaitEvent(t, events, EventReconnected, 10*time.Second)
+	if e.SessionID != id {
+		t.Fatalf("reconnected to 0x%x, want 0x%x", e.SessionID, id)
+	}
+}
+
+func TestCloseWhileUnreachableIsPrompt(t *testing.T) {
+	zkc := testzk.Shared(t)
+	for _, fault := range []string{"cut", "stall"} {
+		t.Run(fault, func(t *testing.T) {
+			proxy := testzk.ProxyT(t, zkc.Addr(0))
+			s := connect(t, proxy.Addr(), WithSessionTimeout(10*time.Second))
+			if fault == "cut" {
+				proxy.Cut()
+			} else {
+				proxy.Stall()
+			}
+			start := time.Now()
+			s.Close()
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("Close took %v with ZooKeeper unreachable (%s)", d, fault)
+			}
+		})
+	}
+}
+
+func TestConnectUnreachableSaysWhy(t *testing.T) {
+	proxy := testzk.ProxyT(t, "127.0.0.1:1")
+	proxy.Close() // nothing listens there now
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := Connect(ctx, proxy.Addr())
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Connect: %v, want DeadlineExceeded", err)
+	}
+	if !strings.Contains(err.Error(), "refused") {
+		t.Fatalf("Connect error does not give the dial error: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("Connect returned %v after its context ended", d)
+	}
+}
+
+func TestBadInputFailsBeforeNetwork(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name    string
+		connect string
+		opts    []Option
+		want    error
+	}{
+		{"empty", "", nil, ErrInvalidConnectString},
+		{"blank host", "127.0.0.1:2181,,h:1", nil, ErrInvalidConnectString},
+		{"bad port", "127.0.0.1:99999", nil, ErrInvalidConnectString},
+		{"port not a number", "127.0.0.1:zk", nil, ErrInvalidConnectString},
+		{"chroot with trailing slash", "127.0.0.1:2181/app/", nil, ErrInvalidConnectString},
+		{"chroot with empty segment", "127.0.0.1:2181/a//b", nil, ErrInvalidConnectString},
+		{"only chroot", "/app", nil, ErrInvalidConnectString},
+		{"zero session timeout", "127.0.0.1:2181", []Option{WithSessionTimeout(0)}, ErrInvalidOption},
+		{"negative dial timeout", "127.0.0.1:2181", []Option{WithDialTimeout(-time.Second)}, ErrInvalidOption},
+		{"nil logger", "127.0.0.1:2181", []Option{WithLogger(nil)}, ErrInvalidOption},
+		{"password without user", "127.0.0.1:2181", []Option{WithDigestAuth("", "pw")}, ErrInvalidOption},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := Connect(ctx, tc.connect, tc.opts...)
+			if !errors.Is(err, tc.want) {
+				if s != nil {
+					s.Close()
+				}
+				t.Fatalf("Connect(%q) = %v, want %v", tc.connect, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseConnectString(t *testing.T) {
+	for _, tc := range []struct {
+		in     string
+		hosts  []string
+		chroot string
+	}{
+		{"127.0.0.1:2181", []string{"127.0.0.1:2181"}, ""},
+		{"a:1,b:2/app", []string{"a:1", "b:2"}, "/app"},
+		{"zk1,zk2:2182/x/y", []string{"zk1:2181", "zk2:2182"}, "/x/y"},
+		{"[::1]:2181/", []string{"[::1]:2181"}, ""},
+		{" a:1 , b:2 ", []string{"a:1", "b:2"}, ""},
+	} {
+		hosts, chroot, err := parseConnectString(tc.in)
+		if err != nil || fmt.Sprint(hosts) != fmt.Sprint(tc.hosts) || chroot != tc.chroot {
+			t.Errorf("parseConnectString(%q) = %v %q %v, want %v %q", tc.in, hosts, chroot, err, tc.hosts, tc.chroot)
+		}
+	}
+}
+
+func TestDigestAuthProtectsNodes(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	ctx := testCtx(t)
+	owner := connect(t, root, WithDigestAuth("orders", "s3cret"))
+	// Deleting a node needs the delete permission on its parent: the parent
+	// is created by the library too, so it is protected the same way.
+	if _, err := owner.Create(ctx, "/app/cfg", []byte("v1"), Persistent, CreateParents()); err != nil {
+		t.Fatal(err)
+	}
+	for name, opts := range map[string][]Option{
+		"anonymous":      nil,
+		"wrong password": {WithDigestAuth("orders", "guess")},
+	} {
+		t.Run(name, func(t *testing.T) {
+			other := connect(t, root, opts...)
+			if data, _, err := other.Get(ctx, "/app/cfg"); err != nil || string(data) != "v1" {
+				t.Fatalf("read: %q %v; anyone may read", data, err)
+			}
+			if _, err := other.Set(ctx, "/app/cfg", []byte("evil"), AnyVersion); !errors.Is(err, ErrNoAuth) {
+				t.Fatalf("Set by %s: %v, want ErrNoAuth", name, err)
+			}
+			if err := other.Delete(ctx, "/app/cfg", AnyVersion); !errors.Is(err, ErrNoAuth) {
+				t.Fatalf("Delete by %s: %v, want ErrNoAuth", name, err)
+			}
+			if _, err := other.Create(ctx, "/app/intruder", nil, Persistent); !errors.Is(err, ErrNoAuth) {
+				t.Fatalf("Create under a protected node by %s: %v, want ErrNoAuth", name, err)
+			}
+		})
+	}
+	// The owner can still change it, also after a reconnect re-sends the
+	// credentials.
+	if _, err := owner.Set(ctx, "/app/cfg", []byte("v2"), AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if err := owner.DeleteAll(ctx, "/app"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDigestAuthSurvivesReconnect(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	ctx := testCtx(t)
+	s := connect(t, proxy.Addr()+chrootOf(root), WithDigestAuth("orders", "s3cret"), WithSessionTimeout(5*time.Second))
+	events := s.Events(ctx)
+	if _, err := s.Create(ctx, "/cfg", nil, Persistent); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	awaitEvent(t, events, EventSuspended, 5*time.Second)
+	proxy.Heal()
+	awaitEvent(t, events, EventReconnected, 10*time.Second)
+	if _, err := s.Set(ctx, "/cfg", []byte("x"), AnyVersion); err != nil {
+		t.Fatalf("Set after reconnect: %v", err)
+	}
+	if err := proxy.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventConnected, 10*time.Second)
+	if _, err := s.Set(ctx, "/cfg", []byte("y"), AnyVersion); err != nil {
+		t.Fatalf("Set in the new session: %v", err)
+	}
+}
+
+func TestEventsSlowReaderNeverBlocks(t *testing.T) {
+	zkc := testzk.Shared(t)
+	s := connect(t, zkc.Root(t))
+	slow := s.Events(testCtx(t)) // never read until the end
+	for i := 0; i < eventBuffer+10; i++ {
+		s.emit(Event{Type: EventError, Err: fmt.Errorf("e%d", i)})
+	}
+	// The session still works and Close is not held up by the reader.
+	if _, _, err := s.Get(testCtx(t), "/"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	var got []Event
+	for e := range slow {
+		got = append(got, e)
+	}
+	dropped := 0
+	for _, e := range got {
+		dropped += e.Dropped
+	}
+	if len(got) != eventBuffer || dropped != 11 {
+		t.Fatalf("slow reader got %d events with %d dropped, want %d and 11", len(got), dropped, eventBuffer)
+	}
+	if last := got[len(got)-1]; last.Type != EventClosed {
+		t.Fatalf("last event %v, want closed", last.Type)
+	}
+}
+
+func TestEventsEndWithContext(t *testing.T) {
+	zkc := testzk.Shared(t)
+	s := connect(t, zkc.Root(t))
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := s.Events(ctx)
+	cancel()
+	select {
+	case _, ok := <-ch:
+		if ok {
+			t.Fatal("event after cancel")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Events channel not closed after its context ended")
+	}
+}
+
+// zkConnect opens a raw go-zookeeper connection for comparisons.
+func zkConnect(t testing.TB, addr string) *zk.Conn {
+	t.Helper()
+	c, events, err := zk.Connect([]string{addr}, 5*time.Second, zk.WithLogInfo(false), zk.WithLogger(nopLogger{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for ev := range events {
+		if ev.State == zk.StateHasSession {
+			return c
+		}
+	}
+	t.Fatal("raw zk connection closed before a session")
+	return nil
+}
+
+type nopLogger struct{}
+
+func (nopLogger) Printf(string, ...any) {}
