@@ -38,6 +38,9 @@ const readyTimeout = 30 * time.Second
 // startAttempts is how often Start picks new ports after a port clash.
 const startAttempts = 3
 
+// errPortClash marks a start that failed because a port was taken.
+var errPortClash = errors.New("port already in use")
+
 // ErrClosed is returned by methods of a closed Cluster.
 var ErrClosed = errors.New("testzk: cluster closed")
 
@@ -111,11 +114,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		if err == nil {
 			return c, nil
 		}
+		c.killAll()
 		// Ports are picked free but not reserved: another process may have
 		// taken one before the JVM bound it. Try again with new ones.
-		clash := c.portClash()
-		c.killAll()
-		if !clash || attempt == startAttempts {
+		if !errors.Is(err, errPortClash) || attempt == startAttempts {
 			c.Close()
 			return nil, err
 		}
@@ -127,7 +129,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 
 // launch configures and starts n servers and waits until they serve.
 func (c *Cluster) launch(ctx context.Context, n int) error {
-	ports, err := freePorts(3 * n)
+	ports, err := pickPorts(3 * n)
 	if err != nil {
 		return fmt.Errorf("testzk: free ports: %w", err)
 	}
@@ -160,10 +162,15 @@ func (c *Cluster) launch(ctx context.Context, n int) error {
 	return nil
 }
 
-// writeConfig writes s's zoo.cfg and, in an ensemble, its myid file.
+// writeConfig writes s's zoo.cfg and, in an ensemble, its myid file, and
+// removes any old log.
 func (c *Cluster) writeConfig(s *server) error {
 	data := filepath.Join(s.dir, "data")
 	if err := os.MkdirAll(data, 0o755); err != nil {
+		return err
+	}
+	// A log left in a reused Dir would confuse waitServing.
+	if err := os.Remove(s.logPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	tick := c.tick.Milliseconds()
@@ -197,6 +204,10 @@ func (c *Cluster) waitServing(ctx context.Context, i int, s *server, p *process)
 		if err == nil {
 			return mode, nil
 		}
+		// A server whose quorum port is taken does not exit; look for it.
+		if log := c.Logs(i); strings.Contains(log, "Address already in use") {
+			return "", fmt.Errorf("testzk: server %d (%s): %w; log tail:\n%s", i, s.addr(), errPortClash, tail(log, 30))
+		}
 		select {
 		case <-ctx.Done():
 			return "", fmt.Errorf("testzk: server %d (%s) not serving: %w (last: %v); log tail:\n%s",
@@ -209,21 +220,14 @@ func (c *Cluster) waitServing(ctx context.Context, i int, s *server, p *process)
 	}
 }
 
-// portClash reports whether a server failed because its port was taken.
-func (c *Cluster) portClash() bool {
-	for i := range c.servers {
-		if strings.Contains(c.Logs(i), "Address already in use") {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *Cluster) killAll() {
 	for _, s := range c.servers {
 		_ = s.halt(syscall.SIGKILL) // errNotRunning is fine here
 	}
 }
+
+// pickPorts is freePorts; tests replace it to provoke a port clash.
+var pickPorts = freePorts
 
 // freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
 func freePorts(n int) ([]int, error) {
@@ -287,7 +291,8 @@ func (c *Cluster) halt(i int, sig syscall.Signal) error {
 }
 
 // Pause stops server i with SIGSTOP, as a long GC pause or a hung machine
-// would: its connections stay open but it answers nothing until Resume.
+// would: its connections stay open but it answers nothing until Resume. On
+// Linux, Pause returns once all the JVM's threads have stopped.
 func (c *Cluster) Pause(i int) error { return c.signal(i, syscall.SIGSTOP) }
 
 // Resume continues a paused server i with SIGCONT.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,5 +209,30 @@ func TestStartValidates(t *testing.T) {
 			c.Close()
 			t.Errorf("Start(%+v) succeeded", opts)
 		}
+	}
+}
+
+func TestStartRetriesPortClash(t *testing.T) {
+	// Not parallel: it replaces pickPorts.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	takenPort := taken.Addr().(*net.TCPAddr).Port
+	calls := 0
+	pickPorts = func(n int) ([]int, error) {
+		calls++
+		ports, err := freePorts(n)
+		if calls == 1 && err == nil {
+			ports[0] = takenPort
+		}
+		return ports, err
+	}
+	defer func() { pickPorts = freePorts }()
+
+	c := StartT(t, 1)
+	if calls != 2 || c.Addr(0) == taken.Addr().String() {
+		t.Fatalf("picked ports %d times, serving on %s (taken: %s)", calls, c.Addr(0), taken.Addr())
 	}
 }

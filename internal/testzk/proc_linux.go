@@ -1,10 +1,56 @@
 package testzk
 
-import "syscall"
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
 
 // sysProcAttr puts a server in its own process group, so a terminal's ^C
 // reaches only the test binary, and has the kernel kill it when its parent
 // dies, so a killed `go test` leaves no JVM behind.
 func sysProcAttr() *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// waitStopped returns once every thread of process pid is stopped, as
+// SIGSTOP takes effect asynchronously, or after timeout.
+func waitStopped(pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		stopped, err := allStopped(pid)
+		if err != nil || stopped {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d not stopped after %v", pid, timeout)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// allStopped reports whether /proc shows every thread of pid as stopped.
+func allStopped(pid int) (bool, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	if err != nil || len(tasks) == 0 {
+		return false, fmt.Errorf("process %d: no threads in /proc", pid)
+	}
+	for _, task := range tasks {
+		b, err := os.ReadFile(task)
+		if err != nil {
+			continue // the thread has exited
+		}
+		// "tid (comm) S ...": comm may hold anything, so look after its last ')'.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 || i+2 >= len(b) {
+			return false, fmt.Errorf("unexpected %s: %q", task, b)
+		}
+		if s := b[i+2]; s != 'T' && s != 't' {
+			return false, nil
+		}
+	}
+	return true, nil
 }

@@ -148,7 +148,8 @@ func (p *Proxy) setMode(m proxyMode) []*link {
 }
 
 // Delay holds every chunk of bytes for d before forwarding it, in both
-// directions; 0 removes the delay.
+// directions; 0 removes the delay. Each direction of a connection forwards
+// one chunk at a time, so under steady traffic the delays add up.
 func (p *Proxy) Delay(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

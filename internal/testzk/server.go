@@ -103,7 +103,8 @@ func (s *server) running() *process {
 	return s.proc
 }
 
-// signal sends sig to the running JVM.
+// signal sends sig to the running JVM. After SIGSTOP it waits until the
+// JVM has stopped.
 func (s *server) signal(sig syscall.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -111,7 +112,13 @@ func (s *server) signal(sig syscall.Signal) error {
 		return errNotRunning
 	}
 	// Process.Signal, unlike kill(2) on the pid, cannot hit a reused pid.
-	return s.proc.cmd.Process.Signal(sig)
+	if err := s.proc.cmd.Process.Signal(sig); err != nil {
+		return err
+	}
+	if sig == syscall.SIGSTOP {
+		return waitStopped(s.proc.cmd.Process.Pid, 5*time.Second)
+	}
+	return nil
 }
 
 // halt ends the JVM with sig (SIGTERM or SIGKILL) and waits until it has been
