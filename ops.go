@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/go-zookeeper/zk"
 )
 
@@ -333,4 +335,49 @@ func (s *Session) Children(ctx context.Context, path string) ([]string, error) {
 		c, _, err := s.conn.Children(s.abs(path))
 		return c, err
 	})
+}
+
+// deleteEphemeral deletes an ephemeral node of session owner that a recipe
+// is done with. If the connection is down, a goroutine of the session keeps
+// trying until the node is gone, its session has ended, or the Session
+// closes, so that no recipe leaves a node behind that peers would wait on.
+func (s *Session) deleteEphemeral(path string, owner int64) {
+	err := s.conn.Delete(s.abs(path), AnyVersion)
+	if err == nil || err == zk.ErrNoNode || err == zk.ErrClosing || s.isClosing() {
+		return
+	}
+	s.recipes.Go(func() {
+		states, unsubscribe := s.state.Subscribe()
+		defer unsubscribe()
+		retry := newBackoff()
+		for st := range states {
+			for st.Connected && st.ID == owner {
+				err := s.conn.Delete(s.abs(path), AnyVersion)
+				if err == nil || err == zk.ErrNoNode || err == zk.ErrClosing {
+					return
+				}
+				s.emit(Event{Type: EventError, SessionID: owner, Path: path, Err: s.opErr("delete", path, err)})
+				select {
+				case <-time.After(retry.NextBackOff()):
+				case next, ok := <-states:
+					if !ok {
+						return
+					}
+					st = next
+				}
+			}
+			if st.Closed || (st.ID != owner && st.ID != 0) {
+				return // the node went with its session
+			}
+		}
+	})
+}
+
+// newBackoff is the retry schedule of recipes: from 50 ms up to 5 s, for
+// as long as it takes.
+func newBackoff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithMaxElapsedTime(0))
 }

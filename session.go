@@ -133,6 +133,8 @@ type Session struct {
 	loop   *actor.Actor
 
 	closing   chan struct{} // closed when Close starts
+	stopMu    sync.Mutex
+	stops     map[*int]func() // recipes' stop functions, called first by Close
 	closeOnce sync.Once
 	recipes   actor.Group // goroutines of recipes and watches, waited for by Close
 
@@ -145,6 +147,10 @@ type Session struct {
 	lastHeard  atomic.Int64    // ns since born when the server last sent bytes
 	granted    atomic.Int64    // session timeout the server granted, in ns
 	zkEvents   <-chan zk.Event // closed when the client's goroutines are done
+
+	stats struct {
+		predWatches atomic.Int64 // election watches fired (for tests and benchmarks)
+	}
 }
 
 // sessionState is what the session's goroutine tells recipes. Recipes get
@@ -411,6 +417,15 @@ func (s *Session) Close() error {
 		deadline := time.Now().Add(closeBudget)
 		close(s.closing)
 		s.dialCancel()
+		// Stop the recipes before the session goes: a leader must know it no
+		// longer leads before its node vanishes and a peer takes over.
+		s.stopMu.Lock()
+		stops := s.stops
+		s.stops = nil
+		s.stopMu.Unlock()
+		for _, stop := range stops {
+			stop()
+		}
 
 		closed := make(chan struct{})
 		go func() {
@@ -440,6 +455,27 @@ func (s *Session) Close() error {
 		s.events.Close()
 	})
 	return nil
+}
+
+// onClose registers stop to be called at the start of Close and returns a
+// function that unregisters it. If Close has started, it calls stop at once.
+func (s *Session) onClose(stop func()) (unregister func()) {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	if s.isClosing() {
+		stop()
+		return func() {}
+	}
+	if s.stops == nil {
+		s.stops = make(map[*int]func())
+	}
+	key := new(int)
+	s.stops[key] = stop
+	return func() {
+		s.stopMu.Lock()
+		defer s.stopMu.Unlock()
+		delete(s.stops, key)
+	}
 }
 
 func (s *Session) closeConns() {

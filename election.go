@@ -1,0 +1,692 @@
+package lighthouse
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/actor"
+)
+
+// Election errors.
+var (
+	// ErrInvalidID: a participant or node ID is empty, too long or contains
+	// a NUL byte or '/'.
+	ErrInvalidID = errors.New("lighthouse: invalid id")
+	// ErrNoLeader: the election has no participant.
+	ErrNoLeader = errors.New("lighthouse: no leader")
+)
+
+// Election events.
+const (
+	EventElected EventType = iota + 100 // this participant leads (Path: the election)
+	EventRevoked                        // this participant's leadership ended
+)
+
+func init() {
+	eventNames[EventElected] = "elected"
+	eventNames[EventRevoked] = "revoked"
+}
+
+// MaxIDLength bounds participant and node IDs, in bytes.
+const MaxIDLength = 1024
+
+// Node names follow Apache Curator's LeaderLatch with protection:
+// "_c_" + a random UUID + "-latch-" + ZooKeeper's 10-digit sequence, the
+// node's data being the participant's ID. Participants sort by sequence.
+const (
+	protectedPrefix = "_c_"
+	latchName       = "latch-"
+)
+
+// RecipeOption configures a recipe's participant (Elect).
+type RecipeOption func(*recipeOptions)
+
+type recipeOptions struct {
+	id   string
+	data []byte
+}
+
+// WithID sets this participant's ID, which peers see (default: the host
+// name). It is stored in the participant's node.
+func WithID(id string) RecipeOption { return func(o *recipeOptions) { o.id = id } }
+
+// WithData stores data in the participant's node beside its ID (Elect).
+// Apache Curator peers read the whole node as the ID, so leave it out where
+// Go and Java share an election.
+func WithData(data []byte) RecipeOption {
+	return func(o *recipeOptions) { o.data = data }
+}
+
+func newRecipeOptions(opts []RecipeOption) (recipeOptions, error) {
+	var o recipeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.id == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return o, fmt.Errorf("%w: no WithID and no host name: %v", ErrInvalidID, err)
+		}
+		o.id = host
+	}
+	if err := validateID(o.id); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	case len(id) > MaxIDLength:
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidID, len(id), MaxIDLength)
+	case strings.ContainsAny(id, "\x00/"):
+		return fmt.Errorf("%w %q: contains NUL or '/'", ErrInvalidID, id)
+	}
+	return nil
+}
+
+// encodeParticipant and decodeParticipant give a participant node's data:
+// the ID, then, if there is any, a NUL byte and the participant's data.
+func encodeParticipant(id string, data []byte) []byte {
+	if data == nil {
+		return []byte(id)
+	}
+	return append(append([]byte(id), 0), data...)
+}
+
+func decodeParticipant(b []byte) (id string, data []byte) {
+	if i := strings.IndexByte(string(b), 0); i >= 0 {
+		return string(b[:i]), b[i+1:]
+	}
+	return string(b), nil
+}
+
+// Leadership is one participant's view of an election, delivered by Elect
+// each time it changes.
+type Leadership struct {
+	ID       string // this participant
+	IsLeader bool
+	// Leader is the leader's ID as this participant last learned it ("" if
+	// unknown). A participant is told only when its own position changes,
+	// so behind other followers it can be stale; use Observe to follow the
+	// leader.
+	Leader string
+	// Token is the fencing token of this leadership, 0 when not leading: the
+	// zxid that created the leader's node. ZooKeeper's zxids increase with
+	// every write, and a node can only lead once every node created before it
+	// in the election is gone, so each new leadership of a path has a larger
+	// token than every earlier one. Pass it to storage that must reject a
+	// deposed leader's writes.
+	Token int64
+	// Context is done the moment this leadership ends: on Release, when the
+	// connection is lost (Suspended), on expiry, when Elect's ctx ends or
+	// the session closes. It is already done when IsLeader is false.
+	Context context.Context
+
+	e *election
+}
+
+// Release gives up this leadership but stays in the election: the
+// participant re-enters at the back of the queue (and leads again at once,
+// with a new token, if it is alone). It does nothing if this leadership has
+// already ended.
+func (l Leadership) Release() {
+	if l.e != nil && l.IsLeader {
+		l.e.releases.Put(l.Token)
+	}
+}
+
+// Valid reports whether this leadership still holds as far as this process
+// can tell without a round trip: it has not ended, and the server has been
+// heard from within two thirds of the session timeout.
+//
+// The guarantee: the server expires a silent session only after the session
+// timeout, and only then can another participant be elected; the client
+// declares the connection lost after two thirds of it. So, if clocks run at
+// roughly the same rate, a leader stops being Valid before anyone else can
+// lead. A process paused longer than that (a long GC pause, SIGSTOP) wakes
+// with Valid false even before its Context is cancelled; check Valid right
+// before acting on leadership, and pass Token along to storage.
+func (l Leadership) Valid() bool {
+	if !l.IsLeader || l.Context.Err() != nil || l.e == nil {
+		return false
+	}
+	return l.e.s.heardWithin(l.e.s.SessionTimeout() * 2 / 3)
+}
+
+// doneCtx is the Context of a Leadership that does not lead.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// Elect joins the election at path (created, with its parents, if missing)
+// and returns once this participant's node exists. The channel delivers this
+// participant's Leadership each time it changes, first value at once.
+//
+// It carries only the newest state: a slow reader never blocks the session,
+// and skips states it was too slow to see (a skipped leadership's Context is
+// already done). Cancelling ctx leaves the election (the participant's node
+// is deleted at once) and then closes the channel; so does closing the
+// session.
+//
+// Each participant watches only the node before its own, so a change of
+// leader wakes one participant however many wait. On connection loss a
+// leader is revoked at once; if the same session comes back while its node
+// still leads, it leads again with the same Token. After expiry the
+// participant rejoins, at the back, on the new session.
+func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) (<-chan Leadership, error) {
+	o, err := newRecipeOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, err)
+	}
+	if err := ValidatePath(path); err != nil {
+		return nil, fmt.Errorf("lighthouse: elect: %w", err)
+	}
+	data := encodeParticipant(o.id, o.data)
+	if len(data) > MaxDataSize {
+		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, ErrDataTooLarge)
+	}
+	e := &election{
+		s:    s,
+		path: path,
+		id:   o.id,
+		data: data,
+		out:  actor.NewOutbox[Leadership](1, nil),
+	}
+	// The participant's goroutine joins, so that it alone owns the node,
+	// also when ctx ends while the node is being created.
+	runCtx, stop := context.WithCancel(ctx)
+	unregister := s.onClose(stop)
+	joined := make(chan error, 1)
+	if !s.recipes.Go(func() { defer unregister(); defer stop(); e.run(runCtx, joined) }) {
+		stop()
+		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, ErrClosed)
+	}
+	select {
+	case err := <-joined:
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("lighthouse: elect %s: %w", path, err)
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, ctx.Err())
+	case <-s.closing:
+		stop()
+		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, ErrClosed)
+	}
+	return e.out.C(), nil
+}
+
+// election is one participant. Its fields belong to run.
+type election struct {
+	s    *Session
+	path string
+	id   string
+	data []byte
+
+	out      *actor.Outbox[Leadership]
+	releases actor.Mailbox[int64] // tokens to release
+	ctx      context.Context      // run's: leaderships derive from it
+
+	node     string // our node's name, "" when we have none
+	session  int64  // the session our node belongs to
+	czxid    int64  // our node's creation zxid: the token when leading
+	orphans  []string
+	pred     <-chan zk.Event // watch on our predecessor, nil if none
+	predLead bool            // our predecessor is the leader
+
+	leading bool
+	cancel  context.CancelFunc
+	last    Leadership
+	names   map[string]string // node name -> participant ID, for Leader
+}
+
+// join creates our node (the client's goroutines may block; called from run
+// or Elect only). A create whose reply was lost is found again by its UUID.
+func (e *election) join() error {
+	guid := newUUID()
+	prefix := protectedPrefix + guid + "-"
+	rel := joinPath(e.path, prefix+latchName)
+	full := e.s.abs(rel)
+	sid := e.s.conn.SessionID()
+	created, err := e.s.conn.Create(full, e.data, zk.FlagEphemeralSequential, e.s.acl)
+	if err == zk.ErrNoNode { // the election's node is missing: make it
+		if err = e.s.createParents(rel, zk.FlagPersistent, e.s.acl); err == nil {
+			created, err = e.s.conn.Create(full, e.data, zk.FlagEphemeralSequential, e.s.acl)
+		}
+	}
+	if err == zk.ErrConnectionClosed || err == zk.ErrNoServer {
+		// The server may have created it. Look for it once we can; if the
+		// session changed meanwhile, the node died with the old one.
+		children, _, cerr := e.s.conn.Children(e.s.abs(e.path))
+		if cerr != nil {
+			return err
+		}
+		for _, c := range children {
+			if strings.HasPrefix(c, prefix) {
+				created, err = joinPath(e.s.abs(e.path), c), nil
+				break
+			}
+		}
+	}
+	if err != nil {
+		return err
+	}
+	name := created[strings.LastIndexByte(created, '/')+1:]
+	ok, st, err := e.s.conn.Exists(created)
+	if err == nil && !ok {
+		err = zk.ErrNoNode
+	}
+	if err != nil {
+		e.orphans = append(e.orphans, name)
+		return err
+	}
+	e.node, e.czxid = name, st.Czxid
+	e.session = st.EphemeralOwner
+	if e.session == 0 {
+		e.session = sid
+	}
+	return nil
+}
+
+// run is the participant's goroutine. It reports the outcome of its first
+// attempt to join on joined; a lasting error there ends it.
+func (e *election) run(ctx context.Context, joined chan<- error) {
+	e.ctx = ctx
+	states, unsubscribe := e.s.state.Subscribe()
+	defer unsubscribe()
+	defer e.out.Close()
+
+	retry := newBackoff()
+	var retryC <-chan time.Time
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+
+	var st sessionState
+	dirty := true // our position must be (re)checked
+	for {
+		if dirty && st.Connected && !st.Closed {
+			err := e.check(st)
+			if joined != nil && (err == nil || lasting(err)) {
+				joined <- e.s.opErr("elect", e.path, err)
+				joined = nil
+				if err != nil {
+					e.leave()
+					return
+				}
+			}
+			if err != nil {
+				e.s.emit(Event{Type: EventError, SessionID: st.ID, Path: e.path, Err: err})
+				if timer != nil {
+					timer.Stop()
+				}
+				timer = time.NewTimer(retry.NextBackOff())
+				retryC = timer.C
+			} else {
+				dirty = false
+				retry.Reset()
+				retryC = nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			e.revoke()
+			e.leave()
+			return
+		case next, ok := <-states:
+			if !ok || next.Closed {
+				e.revoke() // the session's close deletes our node
+				return
+			}
+			if !next.Connected || next.ID != e.session {
+				e.revoke()
+			}
+			if next.ID != e.session && next.ID != 0 {
+				e.node, e.pred = "", nil // our node died with the old session
+			}
+			st, dirty = next, true
+		case ev := <-e.pred:
+			e.pred = nil
+			e.s.stats.predWatches.Add(1)
+			if ev.Type == zk.EventNodeDeleted && e.predLead && st.Connected {
+				// Our predecessor led; nothing can have come in between, so
+				// we lead now, without another read.
+				e.lead(e.id)
+				continue
+			}
+			dirty = true
+		case <-e.releases.Ready():
+			for _, token := range e.releases.Take() {
+				if e.leading && token == e.czxid {
+					e.revoke()
+					e.orphans = append(e.orphans, e.node)
+					e.node, e.pred = "", nil
+					dirty = true
+				}
+			}
+		case <-retryC:
+			retryC = nil
+		}
+	}
+}
+
+// check makes sure we have a node in the current session and then finds our
+// place: lead, or watch our predecessor.
+func (e *election) check(st sessionState) error {
+	for len(e.orphans) > 0 {
+		err := e.s.conn.Delete(e.s.abs(joinPath(e.path, e.orphans[0])), AnyVersion)
+		if err != nil && err != zk.ErrNoNode {
+			return err
+		}
+		e.orphans = e.orphans[1:]
+	}
+	if e.node == "" || e.session != st.ID {
+		if err := e.join(); err != nil {
+			return err
+		}
+	}
+	for {
+		children, _, err := e.s.conn.Children(e.s.abs(e.path))
+		if err != nil {
+			return err
+		}
+		queue := electionNodes(children)
+		me := -1
+		for i, c := range queue {
+			if c == e.node {
+				me = i
+			}
+		}
+		if me < 0 {
+			e.node = "" // deleted behind our back: join again
+			return e.check(st)
+		}
+		if me == 0 {
+			e.lead(e.id)
+			return nil
+		}
+		e.revoke()
+		pred := queue[me-1]
+		ok, _, ch, err := e.s.conn.ExistsW(e.s.abs(joinPath(e.path, pred)))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // gone meanwhile; look again
+		}
+		e.pred, e.predLead = ch, me == 1
+		leader, err := e.participantID(queue[0])
+		if err != nil && err != zk.ErrNoNode {
+			return err
+		}
+		e.publish(Leadership{ID: e.id, Leader: leader, Context: doneCtx, e: e})
+		return nil
+	}
+}
+
+// participantID reads the ID in a participant's node, remembering it.
+func (e *election) participantID(name string) (string, error) {
+	if id, ok := e.names[name]; ok {
+		return id, nil
+	}
+	data, _, err := e.s.conn.Get(e.s.abs(joinPath(e.path, name)))
+	if err != nil {
+		return "", err
+	}
+	id, _ := decodeParticipant(data)
+	if e.names == nil || len(e.names) > 64 {
+		e.names = make(map[string]string)
+	}
+	e.names[name] = id
+	return id, nil
+}
+
+// lead grants leadership if we do not hold it already.
+func (e *election) lead(leader string) {
+	if e.leading {
+		return
+	}
+	// Derived from run's context, so cancelling Elect's ctx ends the
+	// leadership at that instant, before the node is deleted.
+	ctx, cancel := context.WithCancel(e.ctx)
+	e.leading, e.cancel = true, cancel
+	e.publish(Leadership{ID: e.id, IsLeader: true, Leader: leader, Token: e.czxid, Context: ctx, e: e})
+	e.s.emit(Event{Type: EventElected, SessionID: e.session, Path: e.path})
+}
+
+// revoke ends our leadership, if any, at once.
+func (e *election) revoke() {
+	if !e.leading {
+		return
+	}
+	e.cancel()
+	e.leading = false
+	e.publish(Leadership{ID: e.id, Context: doneCtx, e: e})
+	e.s.emit(Event{Type: EventRevoked, SessionID: e.session, Path: e.path})
+}
+
+func (e *election) publish(l Leadership) {
+	if l.IsLeader == e.last.IsLeader && l.Leader == e.last.Leader && l.Token == e.last.Token && e.last.ID != "" {
+		return
+	}
+	e.last = l
+	e.out.Put(l)
+}
+
+// leave deletes our node so the next participant takes over at once.
+func (e *election) leave() {
+	if e.node != "" {
+		e.orphans = append(e.orphans, e.node)
+		e.node = ""
+	}
+	for _, n := range e.orphans {
+		e.s.deleteEphemeral(joinPath(e.path, n), e.session)
+	}
+	e.orphans = nil
+}
+
+// lasting reports whether an error will not go away by retrying.
+func lasting(err error) bool {
+	switch err {
+	case zk.ErrNoAuth, zk.ErrInvalidACL, zk.ErrNoChildrenForEphemerals, zk.ErrBadArguments, zk.ErrAuthFailed:
+		return true
+	}
+	return false
+}
+
+// electionNodes returns the election's participant nodes in queue order,
+// leaving out children that are not LeaderLatch nodes.
+func electionNodes(children []string) []string {
+	queue := children[:0:0]
+	for _, c := range children {
+		if prefix, _, ok := ParseSequence(c); ok && strings.HasSuffix(prefix, latchName) {
+			queue = append(queue, c)
+		}
+	}
+	SortSequential(queue)
+	return queue
+}
+
+// newUUID returns a random (version 4) UUID in canonical form, as Curator's
+// protected names use.
+func newUUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}
+
+// Participant is one participant of an election, as Participants, Leader
+// and Observe report it.
+type Participant struct {
+	ID       string
+	Data     []byte // set with WithData, nil otherwise
+	IsLeader bool
+	Node     string // the name of its node under the election path
+	Token    int64  // the zxid that created its node: its token when it leads
+}
+
+// Participants returns the participants of the election at path in queue
+// order, the leader first. It does not join the election.
+func (s *Session) Participants(ctx context.Context, path string) ([]Participant, error) {
+	return do(ctx, s, "participants", path, func() ([]Participant, error) {
+		children, _, err := s.conn.Children(s.abs(path))
+		if err != nil {
+			return nil, err
+		}
+		var out []Participant
+		for _, name := range electionNodes(children) {
+			data, st, err := s.conn.Get(s.abs(joinPath(path, name)))
+			if err == zk.ErrNoNode {
+				continue // left meanwhile
+			}
+			if err != nil {
+				return nil, err
+			}
+			id, pdata := decodeParticipant(data)
+			out = append(out, Participant{ID: id, Data: pdata, IsLeader: len(out) == 0, Node: name, Token: st.Czxid})
+		}
+		return out, nil
+	})
+}
+
+// Leader returns the leader of the election at path, or ErrNoLeader.
+func (s *Session) Leader(ctx context.Context, path string) (Participant, error) {
+	ps, err := s.Participants(ctx, path)
+	if err != nil {
+		return Participant{}, err
+	}
+	if len(ps) == 0 {
+		return Participant{}, &OpError{Op: "leader", Path: path, Err: ErrNoLeader}
+	}
+	return ps[0], nil
+}
+
+// Observe follows the leader of the election at path without joining it.
+// The channel delivers the leader (IsLeader true) each time it changes, and
+// a zero Participant while there is none; first value at once. It carries
+// only the newest value and never blocks the session. It is closed when ctx
+// ends or the session closes.
+//
+// An observer watches only the leader's node (or, with no participant, the
+// election's children), so it is woken once per change of leader.
+func (s *Session) Observe(ctx context.Context, path string) (<-chan Participant, error) {
+	if err := ValidatePath(path); err != nil {
+		return nil, fmt.Errorf("lighthouse: observe: %w", err)
+	}
+	out := actor.NewOutbox[Participant](1, nil)
+	first := make(chan error, 1)
+	if !s.recipes.Go(func() { s.observe(ctx, path, out, first) }) {
+		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, ErrClosed)
+	}
+	select {
+	case err := <-first:
+		if err != nil {
+			return nil, fmt.Errorf("lighthouse: observe %s: %w", path, err)
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, ctx.Err())
+	}
+	return out.C(), nil
+}
+
+func (s *Session) observe(ctx context.Context, path string, out *actor.Outbox[Participant], first chan<- error) {
+	defer out.Close()
+	states, unsubscribe := s.state.Subscribe()
+	defer unsubscribe()
+	var (
+		st      sessionState
+		watch   <-chan zk.Event
+		last    Participant
+		started bool
+		retryC  <-chan time.Time
+	)
+	abs := s.abs(path)
+	look := func() error {
+		for {
+			children, _, ch, err := s.conn.ChildrenW(abs)
+			if err == zk.ErrNoNode {
+				var ok bool
+				if ok, _, ch, err = s.conn.ExistsW(abs); err == nil && ok {
+					continue // created meanwhile
+				}
+			}
+			if err != nil {
+				return err
+			}
+			queue := electionNodes(children)
+			if len(queue) == 0 {
+				watch = ch
+				s.publishLeader(out, &last, Participant{}, started)
+				return nil
+			}
+			// Watch the leader alone: newcomers join at the back.
+			data, stat, lch, err := s.conn.GetW(joinPath(abs, queue[0]))
+			if err == zk.ErrNoNode {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			watch = lch
+			id, pdata := decodeParticipant(data)
+			s.publishLeader(out, &last, Participant{ID: id, Data: pdata, IsLeader: true, Node: queue[0], Token: stat.Czxid}, started)
+			return nil
+		}
+	}
+	dirty := true
+	for {
+		if dirty && st.Connected {
+			err := look()
+			if !started {
+				first <- s.opErr("observe", path, err)
+				if err != nil {
+					return
+				}
+				started = true
+			}
+			dirty = err != nil
+			if err != nil {
+				retryC = time.After(200 * time.Millisecond)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case next, ok := <-states:
+			if !ok || next.Closed {
+				return
+			}
+			dirty = dirty || next.ID != st.ID || (next.Connected && !st.Connected)
+			st = next
+		case <-watch:
+			watch, dirty = nil, true
+		case <-retryC:
+			retryC = nil
+		}
+	}
+}
+
+// publishLeader sends p if it differs from the last value sent.
+func (s *Session) publishLeader(out *actor.Outbox[Participant], last *Participant, p Participant, started bool) {
+	if started && p.Node == last.Node {
+		return
+	}
+	*last = p
+	out.Put(p)
+}
