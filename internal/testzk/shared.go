@@ -52,19 +52,25 @@ var shared struct {
 // exits (on Linux).
 func Shared(t testing.TB) *Cluster {
 	t.Helper()
-	shared.once.Do(func() {
-		shared.c, shared.err = Start(context.Background(), Options{})
-	})
-	if shared.err != nil {
-		t.Fatalf("shared ZooKeeper: %v", shared.err)
+	c, err := SharedCluster()
+	if err != nil {
+		t.Fatalf("shared ZooKeeper: %v", err)
 	}
-	c := shared.c
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("shared ZooKeeper server (%s), last 50 log lines:\n%s", c.Addr(0), tail(c.Logs(0), 50))
 		}
 	})
 	return c
+}
+
+// SharedCluster is Shared for code without a testing.TB, such as Example
+// functions.
+func SharedCluster() (*Cluster, error) {
+	shared.once.Do(func() {
+		shared.c, shared.err = Start(context.Background(), Options{})
+	})
+	return shared.c, shared.err
 }
 
 // closeShared closes the shared server, if one was started, and keeps any
