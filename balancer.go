@@ -1,0 +1,220 @@
+package lighthouse
+
+import (
+	"context"
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/lighthouse-zk/lighthouse/actor"
+)
+
+// BalancerOption configures Balancer.
+type BalancerOption func(*balancerOptions)
+
+type balancerOptions struct {
+	threshold        int
+	window, duration time.Duration
+}
+
+// WithDownPolicy sets when a Balancer leaves a node out: once threshold
+// errors were reported for it (ReportError) within window, it is left out
+// for duration. The default, as Apache Curator's DownInstancePolicy: 2
+// errors within 30 s leave it out for 30 s. A duration of 0 never leaves a
+// node out.
+func WithDownPolicy(threshold int, window, duration time.Duration) BalancerOption {
+	return func(o *balancerOptions) { o.threshold, o.window, o.duration = threshold, window, duration }
+}
+
+// Balancer picks a live instance of a service for each call, with a Picker
+// that it rebuilds from the service's members each time they change,
+// leaving out the nodes reported failing. Its methods are safe for
+// concurrent use.
+type Balancer struct {
+	picker atomic.Pointer[pickerBox]
+	errs   actor.Mailbox[string]
+	stop   context.CancelFunc
+	done   chan struct{}
+}
+
+type pickerBox struct{ Picker }
+
+// Balancer follows the live instances of service (as Members does) and
+// picks among them with strategy (nil means RoundRobin). It returns once the
+// instances have been read; the error of that first read is returned.
+//
+// ReportError leaves a failing node out for a while (see WithDownPolicy); a
+// node comes back when that time is over, or at once if it registers again
+// (its node is created anew). While the connection is down the last set
+// stands. The Balancer stops when ctx ends, Close is called or the session
+// closes; Pick then keeps returning from the last set.
+//
+// It runs one goroutine, which reads membership changes as Members does and
+// never blocks the session.
+func (s *Session) Balancer(ctx context.Context, service string, strategy Strategy, opts ...BalancerOption) (*Balancer, error) {
+	o := balancerOptions{threshold: defaultDownThreshold, window: defaultDownWindow, duration: defaultDownDuration}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch {
+	case o.threshold < 1:
+		return nil, fmt.Errorf("lighthouse: balancer: %w: down threshold %d is below 1", ErrInvalidOption, o.threshold)
+	case o.window <= 0:
+		return nil, fmt.Errorf("lighthouse: balancer: %w: down window %v is not positive", ErrInvalidOption, o.window)
+	case o.duration < 0:
+		return nil, fmt.Errorf("lighthouse: balancer: %w: down duration %v is negative", ErrInvalidOption, o.duration)
+	}
+	if strategy == nil {
+		strategy = RoundRobin()
+	}
+	path, err := servicePath(service)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: balancer: %w", err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	b := &Balancer{stop: stop, done: make(chan struct{})}
+	b.picker.Store(&pickerBox{emptyPicker{}})
+	l := &balancer{
+		b:        b,
+		f:        newFollower(s, path),
+		strategy: strategy,
+		policy:   newDownPolicy(o.threshold, o.window, o.duration),
+	}
+	first := make(chan error, 1)
+	if !s.recipes.Go(func() { defer close(b.done); defer stop(); l.run(runCtx, first) }) {
+		stop()
+		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, ErrClosed)
+	}
+	select {
+	case err := <-first:
+		if err != nil {
+			return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, err)
+		}
+	case <-ctx.Done():
+		b.Close()
+		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, ctx.Err())
+	}
+	return b, nil
+}
+
+// Pick returns a node for a call with key (which only ConsistentHash uses),
+// ok=false when no node is available, so the caller can fall back to a
+// default. It takes no lock. The node's Data is shared: do not modify it.
+func (b *Balancer) Pick(key string) (Node, bool) { return b.picker.Load().Pick(key) }
+
+// ReportError tells the balancer that a call to node id failed. It never
+// blocks; the node is left out once the down policy says so (see
+// WithDownPolicy). IDs of nodes that are not members are ignored.
+func (b *Balancer) ReportError(id string) { b.errs.Put(id) }
+
+// Close stops the balancer and waits for its goroutine to end. Pick keeps
+// returning from the last set. It is idempotent and returns nil.
+func (b *Balancer) Close() error {
+	b.stop()
+	<-b.done
+	return nil
+}
+
+// balancer is the state of a Balancer, owned by its goroutine.
+type balancer struct {
+	b        *Balancer
+	f        *follower
+	strategy Strategy
+	policy   *downPolicy
+	czxids   map[string]int64 // members at the last rebuild, by their node's czxid
+	down     *time.Timer      // brings back the next node whose exclusion ends
+	downC    <-chan time.Time
+}
+
+func (l *balancer) run(ctx context.Context, first chan<- error) {
+	s := l.f.s
+	defer l.f.stop()
+	defer l.stopTimer()
+	states, unsubscribe := s.state.Subscribe()
+	defer unsubscribe()
+	for {
+		if l.f.due() {
+			changed, err := l.f.sync(first != nil)
+			if first != nil {
+				first <- err
+				first = nil
+				if err != nil {
+					return
+				}
+			}
+			if changed {
+				l.membersChanged()
+				l.rebuild()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case next, ok := <-states:
+			if !ok || next.Closed {
+				return
+			}
+			l.f.onState(next)
+		case <-l.f.watch:
+			l.f.onWatch()
+		case <-l.f.retryC:
+			l.f.onRetry()
+		case <-l.b.errs.Ready():
+			now, rebuild := time.Now(), false
+			for _, id := range l.b.errs.Take() {
+				if _, ok := l.czxids[id]; ok && l.policy.reportError(id, now) {
+					rebuild = true
+				}
+			}
+			if rebuild {
+				l.rebuild()
+			}
+		case <-l.downC:
+			l.downC = nil
+			l.rebuild()
+		}
+	}
+}
+
+// membersChanged makes the policy forget the nodes that left and those that
+// registered again (their node has a new czxid).
+func (l *balancer) membersChanged() {
+	next := make(map[string]int64, len(l.f.sorted))
+	for _, m := range l.f.sorted {
+		next[m.ID] = m.czxid
+		if old, ok := l.czxids[m.ID]; ok && old != m.czxid {
+			l.policy.forget(m.ID)
+		}
+	}
+	for id := range l.czxids {
+		if _, ok := next[id]; !ok {
+			l.policy.forget(id)
+		}
+	}
+	l.czxids = next
+}
+
+// rebuild publishes a Picker over the members that are not down and sets
+// the timer for the next one to come back.
+func (l *balancer) rebuild() {
+	now := time.Now()
+	nodes := make([]Node, 0, len(l.f.sorted))
+	for _, m := range l.f.sorted {
+		if !l.policy.isDown(m.ID, now) {
+			nodes = append(nodes, m.Node)
+		}
+	}
+	l.b.picker.Store(&pickerBox{l.strategy.Picker(nodes)})
+	l.stopTimer()
+	if t, ok := l.policy.nextExpiry(now); ok {
+		l.down = time.NewTimer(t.Sub(now))
+		l.downC = l.down.C
+	}
+}
+
+func (l *balancer) stopTimer() {
+	if l.down != nil {
+		l.down.Stop()
+		l.down, l.downC = nil, nil
+	}
+}

@@ -1,0 +1,611 @@
+package lighthouse
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/actor"
+)
+
+// Membership errors.
+var (
+	// ErrAlreadyRegistered: another live registration, in this process or
+	// on another session, holds the same ID in the same service.
+	ErrAlreadyRegistered = errors.New("lighthouse: already registered")
+)
+
+// Membership events.
+const (
+	// EventRegistered: a registration's node was created, at Register and
+	// again after each session expiry (Path: the node).
+	EventRegistered EventType = iota + 200
+)
+
+func init() {
+	eventNames[EventRegistered] = "registered"
+}
+
+// servicesPath holds one node per service, each with one ephemeral child per
+// registered instance, named by its ID and holding its data:
+// /services/<service>/<id>. It is relative to the session's chroot, which is
+// how applications keep their services apart.
+const servicesPath = "/services"
+
+// servicePath returns the node of a service after checking its name.
+func servicePath(service string) (string, error) {
+	if err := validateName("service", service); err != nil {
+		return "", err
+	}
+	return joinPath(servicesPath, service), nil
+}
+
+// Registration is this process's registration of one instance of a service,
+// made by Register.
+type Registration struct {
+	id   string
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// ID returns the registered instance's ID (the host name if Register was
+// given none).
+func (r *Registration) ID() string { return r.id }
+
+// Close removes the registration: its node is deleted at once (or, while
+// the connection is down, as soon as it is back, unless the session ends
+// first). It waits until that is under way and returns nil. It is
+// idempotent, and does the same as cancelling Register's ctx.
+func (r *Registration) Close() error {
+	r.stop()
+	<-r.done
+	return nil
+}
+
+// claims are the service node paths registered by this process, per Session,
+// so that a second Register of the same ID on one session fails at once (its
+// node would look like the first one's on the server).
+var claims sync.Map // claim -> struct{}
+
+type claim struct {
+	s    *Session
+	path string
+}
+
+// Register registers n as an instance of service: an ephemeral node
+// /services/<service>/<n.ID> holding n.Data, under the session's chroot. It
+// returns once the node exists.
+//
+// An empty n.ID means the host name. IDs and service names follow
+// ZooKeeper's path rules for one segment (ErrInvalidID, ErrInvalidPath); data
+// over MaxDataSize gives ErrDataTooLarge. If a live registration with the
+// same ID exists, on this session or another one, Register fails with
+// ErrAlreadyRegistered.
+//
+// After a session expiry the node is created again on the new session
+// without the caller doing anything (EventRegistered each time; failures are
+// EventError and retried). Should another session have taken the ID
+// meanwhile, the registration waits (EventError with ErrAlreadyRegistered)
+// for that node to go and then takes the ID back. The node is also created
+// again if someone deletes it.
+//
+// Cancelling ctx or calling Close deletes the node at once. Closing the
+// session ends the registration too; the server then deletes the node with
+// the session.
+func (s *Session) Register(ctx context.Context, service string, n Node) (*Registration, error) {
+	dir, err := servicePath(service)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: register: %w", err)
+	}
+	if n.ID == "" {
+		host, err := os.Hostname()
+		if err != nil {
+			return nil, fmt.Errorf("lighthouse: register %s: %w: no ID and no host name: %v", service, ErrInvalidID, err)
+		}
+		n.ID = host
+	}
+	if err := validateID(n.ID); err != nil {
+		return nil, fmt.Errorf("lighthouse: register %s: %w", service, err)
+	}
+	if err := validateName("id", n.ID); err != nil {
+		return nil, fmt.Errorf("lighthouse: register %s: %w: %w", service, ErrInvalidID, err)
+	}
+	if len(n.Data) > MaxDataSize {
+		return nil, fmt.Errorf("lighthouse: register %s/%s: %w: %d bytes, at most %d", service, n.ID, ErrDataTooLarge, len(n.Data), MaxDataSize)
+	}
+	path := joinPath(dir, n.ID)
+	c := claim{s, path}
+	if _, taken := claims.LoadOrStore(c, struct{}{}); taken {
+		return nil, fmt.Errorf("lighthouse: register %s: %w in this process", path, ErrAlreadyRegistered)
+	}
+	r := &registration{s: s, path: path, data: slices.Clone(n.Data)}
+	runCtx, stop := context.WithCancel(ctx)
+	unregister := s.onClose(stop)
+	reg := &Registration{id: n.ID, stop: stop, done: make(chan struct{})}
+	created := make(chan error, 1)
+	started := s.recipes.Go(func() {
+		defer close(reg.done)
+		defer claims.Delete(c)
+		defer unregister()
+		defer stop()
+		r.run(runCtx, created)
+	})
+	if !started {
+		stop()
+		claims.Delete(c)
+		return nil, fmt.Errorf("lighthouse: register %s: %w", path, ErrClosed)
+	}
+	select {
+	case err := <-created:
+		if err != nil {
+			reg.Close()
+			return nil, fmt.Errorf("lighthouse: register %s: %w", path, err)
+		}
+	case <-ctx.Done():
+		reg.Close()
+		return nil, fmt.Errorf("lighthouse: register %s: %w", path, ctx.Err())
+	case <-s.closing:
+		reg.Close()
+		return nil, fmt.Errorf("lighthouse: register %s: %w", path, ErrClosed)
+	}
+	return reg, nil
+}
+
+// registration is the state of one Register, owned by its goroutine.
+type registration struct {
+	s    *Session
+	path string
+	data []byte
+
+	owner int64           // the session our node belongs to, 0 if we have none
+	prev  int64           // the session of our last node, maybe still being removed
+	czxid int64           // our node's creation zxid
+	watch <-chan zk.Event // on our node (or, while waiting, on a node in the way)
+}
+
+// errWaiting: the node of an earlier session of ours is still there.
+var errWaiting = errors.New("waiting for the node of an expired session to go")
+
+// run is the registration's goroutine. It reports the outcome of its first
+// attempt to create the node on created; a lasting error there ends it.
+func (r *registration) run(ctx context.Context, created chan<- error) {
+	states, unsubscribe := r.s.state.Subscribe()
+	defer unsubscribe()
+	retry := newBackoff()
+	var timer *time.Timer
+	var retryC <-chan time.Time
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	var st sessionState
+	dirty := true
+	for {
+		if dirty && st.Connected && retryC == nil {
+			raw := r.ensure(st)
+			err := r.s.opErr("register", r.path, raw)
+			switch {
+			case raw == nil:
+				dirty = false
+				retry.Reset()
+			case raw == errWaiting:
+				dirty = false // the watch on that node tells us when it is gone
+			case errors.Is(raw, ErrAlreadyRegistered) && created == nil:
+				dirty = false // wait on the watch for the other node to go
+			default:
+				timer = time.NewTimer(retry.NextBackOff())
+				retryC = timer.C
+			}
+			if created != nil && (raw == nil || errors.Is(raw, ErrAlreadyRegistered) || lasting(raw)) {
+				created <- err
+				created = nil
+				if err != nil {
+					return
+				}
+			} else if raw != nil && raw != errWaiting {
+				r.s.emit(Event{Type: EventError, SessionID: st.ID, Path: r.path, Err: err})
+			}
+		}
+		select {
+		case <-ctx.Done():
+			r.leave()
+			return
+		case next, ok := <-states:
+			if !ok || next.Closed {
+				return // the session's close deletes our node
+			}
+			if next.ID != r.owner && next.ID != 0 && r.owner != 0 {
+				r.prev, r.owner, r.watch = r.owner, 0, nil // our node went with the old session
+			}
+			dirty = dirty || r.owner == 0
+			st = next
+		case <-r.watch:
+			// Our node was deleted or changed by someone else, or the node in
+			// our way went: look again.
+			r.watch, dirty = nil, true
+		case <-retryC:
+			retryC = nil
+		}
+	}
+}
+
+// ensure makes sure our node exists in the current session and is watched.
+func (r *registration) ensure(st sessionState) error {
+	abs := r.s.abs(r.path)
+	for range 5 {
+		_, err := r.s.conn.Create(abs, r.data, zk.FlagEphemeral, r.s.acl)
+		if err == zk.ErrNoNode {
+			// Containers: the server removes a service's node once its last
+			// instance is gone, so Services lists live services only.
+			if err = r.s.createParents(r.path, zk.FlagContainer, r.s.acl); err == nil {
+				_, err = r.s.conn.Create(abs, r.data, zk.FlagEphemeral, r.s.acl)
+			}
+		}
+		if err == zk.ErrNoNode {
+			continue // a parent container was removed meanwhile
+		}
+		if err != nil && err != zk.ErrNodeExists {
+			return err
+		}
+		ok, stat, ch, err := r.s.conn.ExistsW(abs)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue // gone meanwhile: create it again
+		}
+		r.watch = ch
+		owner := stat.EphemeralOwner
+		switch {
+		case owner != 0 && (owner == st.ID || owner == r.s.conn.SessionID()):
+			// Ours: just created, or created by a request whose reply was
+			// lost (no one else in this process may hold this path).
+			if r.owner != owner || r.czxid != stat.Czxid {
+				r.owner, r.czxid = owner, stat.Czxid
+				r.s.emit(Event{Type: EventRegistered, SessionID: owner, Path: r.path})
+			}
+			return nil
+		case owner != 0 && owner == r.prev:
+			return errWaiting
+		default:
+			return fmt.Errorf("%w (by session 0x%x)", ErrAlreadyRegistered, owner)
+		}
+	}
+	return zk.ErrNoNode
+}
+
+// leave deletes our node, if we have one.
+func (r *registration) leave() {
+	if r.owner != 0 && !r.s.isClosing() {
+		r.s.deleteEphemeral(r.path, r.owner)
+	}
+	r.owner = 0
+}
+
+// memberReads counts the ZooKeeper reads made by every Members and
+// Balancer of the process, for tests and benchmarks.
+var memberReads atomic.Int64
+
+// member is one instance as a follower knows it.
+type member struct {
+	Node
+	czxid int64 // the zxid that created its node: new when it registers again
+}
+
+// follower keeps the member set of one service current for the goroutine
+// that owns it (a Members or a Balancer), which calls sync when due and
+// tells it of session states and fired watches.
+//
+// A change costs O(1) reads: the children watch fires, one ChildrenW lists
+// the names (and sets the next watch), and only the nodes of names not seen
+// before are read (Get); names that left are dropped. A member's data is
+// read once per node: Register never changes it, so there are no data
+// watches. The parent's child version (Cversion) tells whether the names
+// alone explain every change since the last read; when they do not (a
+// member left and registered again between two reads) every cached member
+// is checked (Exists) and those with a new node are read again.
+type follower struct {
+	s     *Session
+	path  string
+	abs   string
+	st    sessionState
+	watch <-chan zk.Event // on the service node's children, or its existence
+	dirty bool            // the set must be read again
+	ready bool            // read at least once
+
+	names    map[string]bool   // children at the last read
+	cache    map[string]member // members whose node we have read
+	cversion int32             // the service node's Cversion at the last read
+	pczxid   int64             // the service node's Czxid, 0 if it did not exist
+	sorted   []member          // the set last returned by sync
+
+	retry  *backoff.ExponentialBackOff
+	timer  *time.Timer
+	retryC <-chan time.Time
+}
+
+func newFollower(s *Session, path string) *follower {
+	return &follower{
+		s: s, path: path, abs: s.abs(path), dirty: true,
+		names: make(map[string]bool), cache: make(map[string]member),
+		retry: newBackoff(),
+	}
+}
+
+// due reports whether sync should run now.
+func (f *follower) due() bool { return f.dirty && f.st.Connected && f.retryC == nil }
+
+// onState takes a new session state. A new session lost every watch: the
+// whole set is read again. A suspended session keeps the set as it was.
+func (f *follower) onState(next sessionState) {
+	if next.ID != f.st.ID && next.ID != 0 {
+		f.dirty, f.watch, f.pczxid = true, nil, 0
+	}
+	f.st = next
+}
+
+// onWatch takes the firing of the watch.
+func (f *follower) onWatch() { f.watch, f.dirty = nil, true }
+
+// onRetry takes the firing of the retry timer.
+func (f *follower) onRetry() { f.retryC = nil }
+
+func (f *follower) stop() {
+	if f.timer != nil {
+		f.timer.Stop()
+	}
+}
+
+// sync reads what changed and reports whether the set differs from the one
+// it last returned (always true on the first success). On error it emits
+// EventError, unless first, and schedules a retry.
+func (f *follower) sync(first bool) (changed bool, err error) {
+	if err := f.read(); err != nil {
+		err = f.s.opErr("members", f.path, err)
+		if !first {
+			f.s.emit(Event{Type: EventError, SessionID: f.st.ID, Path: f.path, Err: err})
+		}
+		f.timer = time.NewTimer(f.retry.NextBackOff())
+		f.retryC = f.timer.C
+		return false, err
+	}
+	f.dirty = false
+	f.retry.Reset()
+	set := make([]member, 0, len(f.cache))
+	for _, m := range f.cache {
+		set = append(set, m)
+	}
+	slices.SortFunc(set, func(a, b member) int { return cmp.Compare(a.ID, b.ID) })
+	changed = !f.ready || !slices.EqualFunc(set, f.sorted, func(a, b member) bool {
+		return a.ID == b.ID && a.czxid == b.czxid
+	})
+	f.ready = true
+	if changed {
+		f.sorted = set
+	}
+	return changed, nil
+}
+
+// read brings the cache up to date with as few reads as it can.
+func (f *follower) read() error {
+	for {
+		memberReads.Add(1)
+		children, stat, ch, err := f.s.conn.ChildrenW(f.abs)
+		if err == zk.ErrNoNode {
+			memberReads.Add(1)
+			ok, _, ech, err := f.s.conn.ExistsW(f.abs)
+			if err != nil {
+				return err
+			}
+			if ok {
+				continue // created meanwhile
+			}
+			f.watch = ech // follow the service once it is created
+			clear(f.cache)
+			clear(f.names)
+			f.pczxid, f.cversion = 0, 0
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		f.watch = ch
+		now := make(map[string]bool, len(children))
+		for _, c := range children {
+			now[c] = true
+		}
+		if stat.Czxid != f.pczxid || stat.Cversion < f.cversion {
+			// A new service node or a new session: start afresh.
+			clear(f.cache)
+			clear(f.names)
+		} else {
+			diff := 0
+			for c := range now {
+				if !f.names[c] {
+					diff++
+				}
+			}
+			for c := range f.names {
+				if !now[c] {
+					diff++
+				}
+			}
+			if int(stat.Cversion-f.cversion) > diff {
+				// More changes than the names show: someone left and came
+				// back in between. Find who by their nodes' czxid.
+				for id, m := range f.cache {
+					if !now[id] {
+						continue
+					}
+					memberReads.Add(1)
+					ok, st, err := f.s.conn.Exists(joinPath(f.abs, id))
+					if err != nil {
+						return err
+					}
+					if !ok || st.Czxid != m.czxid {
+						delete(f.cache, id)
+					}
+				}
+			}
+		}
+		f.pczxid, f.cversion = stat.Czxid, stat.Cversion
+		f.names = now
+		for id := range f.cache {
+			if !now[id] {
+				delete(f.cache, id)
+			}
+		}
+		for _, id := range children {
+			if _, ok := f.cache[id]; ok {
+				continue
+			}
+			memberReads.Add(1)
+			data, st, err := f.s.conn.Get(joinPath(f.abs, id))
+			if err == zk.ErrNoNode {
+				continue // left meanwhile; the watch will tell
+			}
+			if err != nil {
+				return err
+			}
+			f.cache[id] = member{Node: Node{ID: id, Data: data}, czxid: st.Czxid}
+		}
+		return nil
+	}
+}
+
+// nodes returns a new slice of the set's nodes, sorted by ID.
+func (f *follower) nodes() []Node {
+	out := make([]Node, len(f.sorted))
+	for i, m := range f.sorted {
+		out[i] = m.Node
+	}
+	return out
+}
+
+// Members follows the live instances of service. The channel delivers the
+// set, sorted by ID, each time it changes; the first value is there when
+// Members returns (an empty set if the service has no instance or does not
+// exist yet), and an error from that first read is returned.
+//
+// It carries only the newest set: a slow reader skips sets it was too slow
+// to see, never gets an older set after a newer one, and never blocks the
+// session. The Nodes' Data is shared with other readers: do not modify it.
+// While the connection is down the last set stands; after a session expiry
+// the set is read afresh. The channel is closed when ctx ends or the session
+// closes.
+//
+// One instance joining or leaving costs a constant number of reads, whatever
+// the number of instances: a watch on the service's children, a read of the
+// names and a read of the new instance's node. An instance's data is read
+// when it registers (Register does not change it).
+func (s *Session) Members(ctx context.Context, service string) (<-chan []Node, error) {
+	path, err := servicePath(service)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: members: %w", err)
+	}
+	out := actor.NewOutbox[[]Node](1, nil)
+	first := make(chan error, 1)
+	if !s.recipes.Go(func() { s.members(ctx, newFollower(s, path), out, first) }) {
+		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ErrClosed)
+	}
+	select {
+	case err := <-first:
+		if err != nil {
+			return nil, fmt.Errorf("lighthouse: members %s: %w", service, err)
+		}
+	case <-ctx.Done():
+		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ctx.Err())
+	}
+	return out.C(), nil
+}
+
+// members is the goroutine of Members.
+func (s *Session) members(ctx context.Context, f *follower, out *actor.Outbox[[]Node], first chan<- error) {
+	defer out.Close()
+	defer f.stop()
+	states, unsubscribe := s.state.Subscribe()
+	defer unsubscribe()
+	for {
+		if f.due() {
+			changed, err := f.sync(first != nil)
+			if first != nil {
+				first <- err
+				first = nil
+				if err != nil {
+					return
+				}
+			}
+			if changed {
+				out.Put(f.nodes())
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case next, ok := <-states:
+			if !ok || next.Closed {
+				return
+			}
+			f.onState(next)
+		case <-f.watch:
+			f.onWatch()
+		case <-f.retryC:
+			f.onRetry()
+		}
+	}
+}
+
+// Services returns the names of the services with registered instances,
+// sorted (none if nothing was ever registered). A service whose last
+// instance left may stay listed until the server removes its node.
+func (s *Session) Services(ctx context.Context) ([]string, error) {
+	names, err := s.Children(ctx, servicesPath)
+	if errors.Is(err, ErrNoNode) {
+		return []string{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// Instances returns the live instances of service once, sorted by ID
+// (none if the service does not exist).
+func (s *Session) Instances(ctx context.Context, service string) ([]Node, error) {
+	path, err := servicePath(service)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: instances: %w", err)
+	}
+	return do(ctx, s, "instances", path, func() ([]Node, error) {
+		ids, _, err := s.conn.Children(s.abs(path))
+		if err == zk.ErrNoNode {
+			return []Node{}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		slices.Sort(ids)
+		out := make([]Node, 0, len(ids))
+		for _, id := range ids {
+			data, _, err := s.conn.Get(s.abs(joinPath(path, id)))
+			if err == zk.ErrNoNode {
+				continue // left meanwhile
+			}
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, Node{ID: id, Data: data})
+		}
+		return out, nil
+	})
+}

@@ -1,0 +1,549 @@
+package lighthouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+)
+
+// ids returns the IDs of nodes, in order.
+func ids(nodes []Node) []string {
+	out := make([]string, len(nodes))
+	for i, n := range nodes {
+		out[i] = n.ID
+	}
+	return out
+}
+
+// awaitIDs reads sets from ch until one has exactly the IDs want (sorted),
+// failing the test if none comes within d. It returns that set.
+func awaitIDs(t testing.TB, ch <-chan []Node, d time.Duration, want ...string) []Node {
+	t.Helper()
+	if want == nil {
+		want = []string{}
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var last []string
+	for {
+		select {
+		case nodes, ok := <-ch:
+			if !ok {
+				t.Fatalf("members closed while waiting for %v (last %v)", want, last)
+			}
+			last = ids(nodes)
+			if slices.Equal(last, want) {
+				return nodes
+			}
+		case <-timer.C:
+			t.Fatalf("members not %v within %v (last %d: %v)", want, d, len(last), abbrev(last))
+		}
+	}
+}
+
+func abbrev(s []string) []string {
+	if len(s) > 10 {
+		return append(slices.Clip(s[:10]), "...")
+	}
+	return s
+}
+
+// watch subscribes to service on s for the test's lifetime.
+func watch(t testing.TB, s *Session, service string) <-chan []Node {
+	t.Helper()
+	ch, err := s.Members(testCtx(t), service)
+	if err != nil {
+		t.Fatalf("Members(%s): %v", service, err)
+	}
+	return ch
+}
+
+// register registers id on s for the test's lifetime.
+func register(t testing.TB, s *Session, service, id string) *Registration {
+	t.Helper()
+	reg, err := s.Register(testCtx(t), service, Node{ID: id, Data: []byte("addr-" + id)})
+	if err != nil {
+		t.Fatalf("Register(%s, %s): %v", service, id, err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	return reg
+}
+
+// awaitClosedMembers waits for ch to be closed, draining it.
+func awaitClosedMembers(t testing.TB, ch <-chan []Node, what string) {
+	t.Helper()
+	timer := time.NewTimer(5 * time.Second)
+	defer timer.Stop()
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-timer.C:
+			t.Fatalf("%s: members channel not closed", what)
+		}
+	}
+}
+
+func TestRegisterAndUnregister(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s, other := connect(t, root), connect(t, root)
+	ctx := testCtx(t)
+
+	// The service does not exist yet: an empty set at once, then its members.
+	members := watch(t, other, "users")
+	awaitIDs(t, members, time.Second)
+
+	reg, err := s.Register(ctx, "users", Node{ID: "node-1", Data: []byte("10.0.0.1:80")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.ID() != "node-1" {
+		t.Fatalf("ID() = %q", reg.ID())
+	}
+	// Register returns once the node exists, on this session.
+	data, st, err := s.Get(ctx, "/services/users/node-1")
+	if err != nil || string(data) != "10.0.0.1:80" || st.EphemeralOwner != s.SessionID() {
+		t.Fatalf("node after Register: data=%q stat=%+v err=%v", data, st, err)
+	}
+	got := awaitIDs(t, members, 5*time.Second, "node-1")
+	if string(got[0].Data) != "10.0.0.1:80" {
+		t.Fatalf("member data %q", got[0].Data)
+	}
+
+	if err := reg.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := s.Exists(ctx, "/services/users/node-1"); ok || err != nil {
+		t.Fatalf("node after Close: exists=%v err=%v", ok, err)
+	}
+	awaitIDs(t, members, 5*time.Second)
+	if err := reg.Close(); err != nil {
+		t.Fatal("second Close:", err)
+	}
+
+	// Cancelling Register's ctx removes the node at once too.
+	regCtx, cancel := context.WithCancel(ctx)
+	reg, err = s.Register(regCtx, "users", Node{ID: "node-2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitIDs(t, members, 5*time.Second, "node-2")
+	cancel()
+	awaitIDs(t, members, 5*time.Second)
+	reg.Close()
+	if ok, _, err := s.Exists(ctx, "/services/users/node-2"); ok || err != nil {
+		t.Fatalf("node after cancel: exists=%v err=%v", ok, err)
+	}
+}
+
+func TestRegisterDefaultsToHostName(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Skip("no host name:", err)
+	}
+	s := connect(t, testzk.Shared(t).Root(t))
+	reg, err := s.Register(testCtx(t), "svc", Node{Data: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	if reg.ID() != host {
+		t.Fatalf("ID() = %q, want the host name %q", reg.ID(), host)
+	}
+	nodes, err := s.Instances(testCtx(t), "svc")
+	if err != nil || len(nodes) != 1 || nodes[0].ID != host || string(nodes[0].Data) != "x" {
+		t.Fatalf("Instances: %+v, %v", nodes, err)
+	}
+}
+
+func TestRegistrationGoneOnSessionClose(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s, other := connect(t, root, WithSessionTimeout(20*time.Second)), connect(t, root)
+	reg := register(t, s, "svc", "a")
+	members := watch(t, other, "svc")
+	awaitIDs(t, members, 5*time.Second, "a")
+	start := time.Now()
+	s.Close()
+	awaitIDs(t, members, 5*time.Second) // far below the 20 s session timeout
+	t.Logf("gone %v after Close", time.Since(start))
+	if err := reg.Close(); err != nil {
+		t.Fatal("Close after the session closed:", err)
+	}
+}
+
+func TestRegisterAgainAfterExpiry(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	s := connect(t, proxy.Addr()+chrootOf(root))
+	other := connect(t, root)
+	events := s.Events(testCtx(t))
+	ctx := testCtx(t)
+	register(t, s, "svc", "a")
+	_, before, err := other.Get(ctx, "/services/svc/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := watch(t, other, "svc")
+	awaitIDs(t, members, 5*time.Second, "a")
+
+	old := s.SessionID()
+	if err := proxy.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventExpired, 10*time.Second)
+	e := awaitEvent(t, events, EventRegistered, 10*time.Second)
+	if e.SessionID == old || e.Path != "/services/svc/a" {
+		t.Fatalf("registered again: %v (old session 0x%x)", e, old)
+	}
+	_, after, err := other.Get(ctx, "/services/svc/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.EphemeralOwner != s.SessionID() || after.Czxid == before.Czxid {
+		t.Fatalf("node after expiry: owner 0x%x (want 0x%x), czxid %d (before %d)",
+			after.EphemeralOwner, s.SessionID(), after.Czxid, before.Czxid)
+	}
+	nodes := awaitIDs(t, members, 5*time.Second, "a")
+	if string(nodes[0].Data) != "addr-a" {
+		t.Fatalf("data after expiry: %q", nodes[0].Data)
+	}
+}
+
+func TestMembersSeeJoinsAndLeaves(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	w1, w2 := connect(t, root), connect(t, root)
+	m1, m2 := watch(t, w1, "svc"), watch(t, w2, "svc")
+	var regs []*Registration
+	var want []string
+	for _, id := range []string{"c", "a", "b"} {
+		regs = append(regs, register(t, connect(t, root), "svc", id))
+		want = append(want, id)
+		slices.Sort(want)
+		awaitIDs(t, m1, 5*time.Second, want...)
+		awaitIDs(t, m2, 5*time.Second, want...)
+	}
+	regs[1].Close() // "a"
+	awaitIDs(t, m1, 5*time.Second, "b", "c")
+	awaitIDs(t, m2, 5*time.Second, "b", "c")
+	regs[0].Close() // "c"
+	awaitIDs(t, m1, 5*time.Second, "b")
+	awaitIDs(t, m2, 5*time.Second, "b")
+}
+
+func TestMembersConvergeWith200MembersOn20Sessions(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	var watchers [3]<-chan []Node
+	for i := range watchers {
+		watchers[i] = watch(t, connect(t, root), "svc")
+	}
+	sessions := make([]*Session, 20)
+	for i := range sessions {
+		sessions[i] = connect(t, root)
+	}
+	var want []string
+	var wg sync.WaitGroup
+	errs := make(chan error, 200)
+	for i, s := range sessions {
+		for j := range 10 {
+			id := fmt.Sprintf("m%02d-%d", i, j)
+			want = append(want, id)
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				reg, err := s.Register(testCtx(t), "svc", Node{ID: id, Data: []byte(id)})
+				if err != nil {
+					errs <- err
+					return
+				}
+				t.Cleanup(func() { reg.Close() })
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	for _, w := range watchers {
+		nodes := awaitIDs(t, w, 20*time.Second, want...)
+		for _, n := range nodes {
+			if string(n.Data) != n.ID {
+				t.Fatalf("member %s has data %q", n.ID, n.Data)
+			}
+		}
+	}
+	// Half the sessions go: their members leave together.
+	for _, s := range sessions[:10] {
+		s.Close()
+	}
+	want = slices.DeleteFunc(want, func(id string) bool { return id < "m10" })
+	for _, w := range watchers {
+		awaitIDs(t, w, 20*time.Second, want...)
+	}
+}
+
+func TestMembersPartitionHeals(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	// Long enough to reconnect before expiry: with one server address the
+	// client waits 1 s before it dials again.
+	w := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(6*time.Second))
+	events := w.Events(testCtx(t))
+	s := connect(t, root)
+	a := register(t, s, "svc", "a")
+	register(t, s, "svc", "b")
+	members := watch(t, w, "svc")
+	awaitIDs(t, members, 5*time.Second, "a", "b")
+
+	proxy.Stall()
+	a.Close()
+	register(t, s, "svc", "c")
+	awaitEvent(t, events, EventSuspended, 8*time.Second)
+	// While suspended, the last set stands: nothing, and never an empty set.
+	select {
+	case nodes := <-members:
+		t.Fatalf("members changed while partitioned: %v", ids(nodes))
+	default:
+	}
+	proxy.Heal()
+	awaitEvent(t, events, EventReconnected, 10*time.Second)
+	awaitIDs(t, members, 5*time.Second, "b", "c")
+}
+
+func TestMembersAfterWatcherExpiry(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	w := connect(t, proxy.Addr()+chrootOf(root))
+	events := w.Events(testCtx(t))
+	s := connect(t, root)
+	a := register(t, s, "svc", "a")
+	members := watch(t, w, "svc")
+	awaitIDs(t, members, 5*time.Second, "a")
+
+	proxy.Stall() // no watch can reach it now
+	a.Close()
+	register(t, s, "svc", "b")
+	proxy.Heal()
+	if err := proxy.Expire(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventConnected, 10*time.Second)
+	awaitIDs(t, members, 5*time.Second, "b")
+	register(t, s, "svc", "c") // watches work on the new session
+	awaitIDs(t, members, 5*time.Second, "b", "c")
+}
+
+func TestMembersEnd(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s := connect(t, root)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	byCtx, err := s.Members(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bySession := watch(t, s, "svc")
+	cancel()
+	awaitClosedMembers(t, byCtx, "ctx cancelled")
+	s.Close()
+	awaitClosedMembers(t, bySession, "session closed")
+	if _, err := s.Members(testCtx(t), "svc"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Members after Close: %v, want ErrClosed", err)
+	}
+	if _, err := s.Register(testCtx(t), "svc", Node{ID: "a"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Register after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestRegisterDuplicateID(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s, other := connect(t, root), connect(t, root)
+	ctx := testCtx(t)
+	first := register(t, s, "svc", "a")
+	if _, err := s.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("same ID, same session: %v, want ErrAlreadyRegistered", err)
+	}
+	if _, err := other.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, ErrAlreadyRegistered) {
+		t.Fatalf("same ID, other session: %v, want ErrAlreadyRegistered", err)
+	}
+	// The failed attempts did not touch the first node.
+	if _, st, err := s.Get(ctx, "/services/svc/a"); err != nil || st.EphemeralOwner != s.SessionID() {
+		t.Fatalf("first node after duplicates: %+v, %v", st, err)
+	}
+	// Another service, or the same ID once it is free, is fine.
+	register(t, other, "other-svc", "a")
+	first.Close()
+	register(t, other, "svc", "a")
+}
+
+func TestMembershipBadInput(t *testing.T) {
+	s := connect(t, testzk.Shared(t).Root(t))
+	ctx := testCtx(t)
+	big := make([]byte, MaxDataSize+1)
+	for _, tc := range []struct {
+		name    string
+		service string
+		node    Node
+		want    error
+	}{
+		{"empty service", "", Node{ID: "a"}, ErrInvalidPath},
+		{"service with slash", "a/b", Node{ID: "a"}, ErrInvalidPath},
+		{"service dot-dot", "..", Node{ID: "a"}, ErrInvalidPath},
+		{"service with control char", "a\x01", Node{ID: "a"}, ErrInvalidPath},
+		{"id with slash", "svc", Node{ID: "a/b"}, ErrInvalidID},
+		{"id dot", "svc", Node{ID: "."}, ErrInvalidID},
+		{"id with NUL", "svc", Node{ID: "a\x00"}, ErrInvalidID},
+		{"id too long", "svc", Node{ID: strings.Repeat("x", MaxIDLength+1)}, ErrInvalidID},
+		{"data too large", "svc", Node{ID: "a", Data: big}, ErrDataTooLarge},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := s.Register(ctx, tc.service, tc.node); !errors.Is(err, tc.want) {
+				t.Fatalf("Register: %v, want %v", err, tc.want)
+			}
+			if tc.want != ErrInvalidPath {
+				return
+			}
+			if _, err := s.Members(ctx, tc.service); !errors.Is(err, tc.want) {
+				t.Fatalf("Members: %v, want %v", err, tc.want)
+			}
+			if _, err := s.Instances(ctx, tc.service); !errors.Is(err, tc.want) {
+				t.Fatalf("Instances: %v, want %v", err, tc.want)
+			}
+			if _, err := s.Balancer(ctx, tc.service, RoundRobin()); !errors.Is(err, tc.want) {
+				t.Fatalf("Balancer: %v, want %v", err, tc.want)
+			}
+		})
+	}
+	if names, err := s.Services(ctx); err != nil || len(names) != 0 {
+		t.Fatalf("bad input left services behind: %v, %v", names, err)
+	}
+}
+
+func TestServicesAndInstances(t *testing.T) {
+	s := connect(t, testzk.Shared(t).Root(t))
+	ctx := testCtx(t)
+	names, err := s.Services(ctx)
+	if err != nil || names == nil || len(names) != 0 {
+		t.Fatalf("Services with none: %#v, %v", names, err)
+	}
+	if nodes, err := s.Instances(ctx, "web"); err != nil || len(nodes) != 0 {
+		t.Fatalf("Instances of a missing service: %v, %v", nodes, err)
+	}
+	register(t, s, "web", "w2")
+	register(t, s, "web", "w1")
+	register(t, s, "api", "a1")
+	names, err = s.Services(ctx)
+	if err != nil || !slices.Equal(names, []string{"api", "web"}) {
+		t.Fatalf("Services: %v, %v", names, err)
+	}
+	nodes, err := s.Instances(ctx, "web")
+	if err != nil || !slices.Equal(ids(nodes), []string{"w1", "w2"}) || string(nodes[0].Data) != "addr-w1" {
+		t.Fatalf("Instances: %+v, %v", nodes, err)
+	}
+}
+
+// A join costs one children read and one data read; a leave, one children
+// read, however many members there are.
+func TestMembersReadsPerChange(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s, w := connect(t, root), connect(t, root)
+	ctx := testCtx(t)
+	if _, err := s.Create(ctx, "/services/svc", nil, Persistent, CreateParents()); err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 50 {
+		id := fmt.Sprintf("m%02d", i)
+		if _, err := s.Create(ctx, "/services/svc/"+id, nil, Ephemeral); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id)
+	}
+	members := watch(t, w, "svc")
+	awaitIDs(t, members, 5*time.Second, want...)
+
+	before := memberReads.Load()
+	reg := register(t, s, "svc", "new")
+	awaitIDs(t, members, 5*time.Second, append(slices.Clone(want), "new")...)
+	if n := memberReads.Load() - before; n != 2 {
+		t.Errorf("a join cost %d reads, want 2", n)
+	}
+	before = memberReads.Load()
+	reg.Close()
+	awaitIDs(t, members, 5*time.Second, want...)
+	if n := memberReads.Load() - before; n != 1 {
+		t.Errorf("a leave cost %d reads, want 1", n)
+	}
+}
+
+// A member that leaves and registers again between two reads of the names
+// is found by the parent's child version, and its new node is read.
+func TestFollowerSeesReregistrationBetweenReads(t *testing.T) {
+	s := connect(t, testzk.Shared(t).Root(t))
+	ctx := testCtx(t)
+	if _, err := s.Create(ctx, "/services/svc/a", []byte("old"), Ephemeral, CreateParents()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "/services/svc/b", []byte("b"), Ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	f := newFollower(s, "/services/svc")
+	f.st = sessionState{Connected: true, ID: s.SessionID()}
+	if changed, err := f.sync(true); err != nil || !changed {
+		t.Fatalf("first sync: %v %v", changed, err)
+	}
+	if err := s.Delete(ctx, "/services/svc/a", AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Create(ctx, "/services/svc/a", []byte("new"), Ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := f.sync(false)
+	if err != nil || !changed {
+		t.Fatalf("sync after re-registration: changed=%v err=%v", changed, err)
+	}
+	if nodes := f.nodes(); string(nodes[0].Data) != "new" || string(nodes[1].Data) != "b" {
+		t.Fatalf("after re-registration: %q %q", nodes[0].Data, nodes[1].Data)
+	}
+	// Nothing changed: nothing to report.
+	if changed, err := f.sync(false); err != nil || changed {
+		t.Fatalf("sync without change: changed=%v err=%v", changed, err)
+	}
+}
+
+// The registration comes back if someone deletes its node.
+func TestRegistrationRecreatedWhenDeleted(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s, other := connect(t, root), connect(t, root)
+	events := s.Events(testCtx(t))
+	register(t, s, "svc", "a")
+	awaitEvent(t, events, EventRegistered, time.Second)
+	if err := other.Delete(testCtx(t), "/services/svc/a", AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventRegistered, 5*time.Second)
+	if _, st, err := other.Get(testCtx(t), "/services/svc/a"); err != nil || st.EphemeralOwner != s.SessionID() {
+		t.Fatalf("after delete: %+v %v", st, err)
+	}
+}
