@@ -15,6 +15,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/lighthouse-zk/lighthouse"
 )
 
 func main() {
@@ -32,8 +34,14 @@ func main() {
 const usage = `lighthouse: ZooKeeper coordination recipes for Go
 
 Usage:
-  lighthouse demo [--zk host:port,...]   watch a session ride out server faults
+  lighthouse demo [--zk host:port,...]   watch lighthouse ride out faults on a live cluster
+  lighthouse leader PATH                 the leader of the election at PATH
+  lighthouse participants PATH           the election's participants, leader first
+  lighthouse members SERVICE             the live instances of SERVICE
+  lighthouse services                    the registered services
 
+The inspecting commands take --zk (or LIGHTHOUSE_ZK), --user/--password for
+digest auth, --timeout, --watch to follow changes, and --json for scripts.
 Run "lighthouse COMMAND --help" for a command's flags.
 `
 
@@ -41,10 +49,17 @@ Run "lighthouse COMMAND --help" for a command's flags.
 var errUsage = errors.New("usage")
 
 func exitCode(err error) int {
-	if errors.Is(err, errUsage) || errors.Is(err, flag.ErrHelp) {
-		return 2
+	switch {
+	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+		return exitUsage
+	case errors.Is(err, errUnreachable):
+		return exitUnreachable
+	case errors.Is(err, errNotFound):
+		return exitNotFound
+	case errors.Is(err, lighthouse.ErrNoAuth):
+		return exitNoAuth
 	}
-	return 1
+	return exitFailure
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -55,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	switch args[0] {
 	case "demo":
 		return demo(ctx, args[1:], stdout, stderr)
+	case "leader", "participants", "members", "services":
+		return inspect(ctx, args[0], args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -1,0 +1,348 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/lighthouse-zk/lighthouse"
+)
+
+// Exit codes of the operator commands.
+const (
+	exitFailure     = 1 // anything else
+	exitUsage       = 2
+	exitUnreachable = 3 // no session could be established in time
+	exitNotFound    = 4 // no such election, service, or no leader
+	exitNoAuth      = 5 // the credentials do not allow it
+)
+
+var (
+	errUnreachable = errors.New("cannot reach ZooKeeper")
+	errNotFound    = errors.New("not found")
+)
+
+// inspectFlags are the flags every operator command takes.
+type inspectFlags struct {
+	zk       string
+	user     string
+	password string
+	timeout  time.Duration
+	watch    bool
+	json     bool
+}
+
+func newInspectFlags(name string, stderr io.Writer, usage string) (*flag.FlagSet, *inspectFlags) {
+	f := &inspectFlags{}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: lighthouse %s [flags]\n\n%s\n\nFlags:\n", name, usage)
+		fs.PrintDefaults()
+		fmt.Fprint(stderr, exitCodesHelp)
+	}
+	fs.StringVar(&f.zk, "zk", envOr("LIGHTHOUSE_ZK", "127.0.0.1:2181"), "ZooKeeper ensemble `host:port,...[/chroot]` (env LIGHTHOUSE_ZK)")
+	fs.StringVar(&f.user, "user", os.Getenv("LIGHTHOUSE_USER"), "digest auth user (env LIGHTHOUSE_USER)")
+	fs.StringVar(&f.password, "password", os.Getenv("LIGHTHOUSE_PASSWORD"), "digest auth password (env LIGHTHOUSE_PASSWORD; prefer it to the flag)")
+	fs.DurationVar(&f.timeout, "timeout", 10*time.Second, "how long to wait for ZooKeeper (connect and each read)")
+	fs.BoolVar(&f.watch, "watch", false, "keep running and print every change (Ctrl-C to stop)")
+	fs.BoolVar(&f.json, "json", false, "print JSON (one document per line with --watch)")
+	return fs, f
+}
+
+const exitCodesHelp = `
+Exit codes: 0 ok, 1 failure, 2 usage, 3 ZooKeeper unreachable, 4 not found, 5 not authorized.
+`
+
+func envOr(key, def string) string {
+	if v := os.Getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+// connectFor opens a session for an operator command.
+func (f *inspectFlags) connect(ctx context.Context) (*lighthouse.Session, error) {
+	opts := []lighthouse.Option{lighthouse.WithSessionTimeout(max(f.timeout, 2*time.Second))}
+	if f.user != "" {
+		opts = append(opts, lighthouse.WithDigestAuth(f.user, f.password))
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	sess, err := lighthouse.Connect(ctx, f.zk, opts...)
+	switch {
+	case errors.Is(err, lighthouse.ErrInvalidConnectString), errors.Is(err, lighthouse.ErrInvalidOption):
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	case errors.Is(err, context.DeadlineExceeded):
+		return nil, fmt.Errorf("%w at %s within %v: %v", errUnreachable, f.zk, f.timeout, err)
+	}
+	return sess, err
+}
+
+// inspect runs one operator command: connect, then one read or a watch.
+func inspect(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	spec, ok := inspectors[name]
+	if !ok {
+		return fmt.Errorf("%w: unknown command %q", errUsage, name)
+	}
+	fs, f := newInspectFlags(name, stderr, spec.usage)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // asked for help, got it
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != spec.args {
+		fs.Usage()
+		return fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, name, spec.args, fs.NArg())
+	}
+	sess, err := f.connect(ctx)
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	out := &emitter{w: stdout, json: f.json}
+	return mapErr(spec.run(ctx, sess, fs.Arg(0), f, out))
+}
+
+// mapErr turns library errors into the command's error kinds.
+func mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, lighthouse.ErrInvalidPath), errors.Is(err, lighthouse.ErrInvalidID):
+		return fmt.Errorf("%w: %v", errUsage, err)
+	case errors.Is(err, lighthouse.ErrNoNode), errors.Is(err, lighthouse.ErrNoLeader):
+		return fmt.Errorf("%w: %v", errNotFound, err)
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, lighthouse.ErrConnectionLoss):
+		return fmt.Errorf("%w: %v", errUnreachable, err)
+	}
+	return err
+}
+
+type inspector struct {
+	args  int
+	usage string
+	run   func(ctx context.Context, s *lighthouse.Session, arg string, f *inspectFlags, out *emitter) error
+}
+
+var inspectors = map[string]inspector{
+	"leader":       {1, "Prints the leader of the election at PATH: lighthouse leader PATH", runLeader},
+	"participants": {1, "Prints the participants of the election at PATH in queue order, the leader first:\n  lighthouse participants PATH", runParticipants},
+	"members":      {1, "Prints the live instances registered under SERVICE: lighthouse members SERVICE", runMembers},
+	"services":     {0, "Prints the registered service names: lighthouse services", runServices},
+}
+
+// emitter prints values as text or JSON.
+type emitter struct {
+	w    io.Writer
+	json bool
+}
+
+func (e *emitter) print(v any, text func(w io.Writer)) {
+	if e.json {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(e.w, "%s\n", b)
+		return
+	}
+	text(e.w)
+}
+
+type participantJSON struct {
+	ID     string `json:"id"`
+	Leader bool   `json:"leader"`
+	Token  int64  `json:"token"`
+	Node   string `json:"node"`
+	Data   string `json:"data,omitempty"`
+}
+
+func toParticipantJSON(p lighthouse.Participant) participantJSON {
+	return participantJSON{ID: p.ID, Leader: p.IsLeader, Token: p.Token, Node: p.Node, Data: printable(p.Data)}
+}
+
+// printable shows data as text if it is UTF-8, else as a Go-quoted string.
+func printable(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	return strings.Trim(fmt.Sprintf("%q", b), `"`)
+}
+
+func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspectFlags, out *emitter) error {
+	show := func(p lighthouse.Participant) {
+		if p.ID == "" && p.Node == "" {
+			out.print(nil, func(w io.Writer) { fmt.Fprintln(w, "(no leader)") })
+			return
+		}
+		out.print(toParticipantJSON(p), func(w io.Writer) {
+			fmt.Fprintf(w, "%s\ttoken=%d\tnode=%s\n", p.ID, p.Token, p.Node)
+		})
+	}
+	if !f.watch {
+		p, err := readCtx(ctx, f, func(ctx context.Context) (lighthouse.Participant, error) { return s.Leader(ctx, path) })
+		if err != nil {
+			return err
+		}
+		show(p)
+		return nil
+	}
+	ch, err := s.Observe(ctx, path)
+	if err != nil {
+		return err
+	}
+	for p := range ch {
+		show(p)
+	}
+	return nil
+}
+
+func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f *inspectFlags, out *emitter) error {
+	show := func(ps []lighthouse.Participant) {
+		js := make([]participantJSON, 0, len(ps))
+		for _, p := range ps {
+			js = append(js, toParticipantJSON(p))
+		}
+		out.print(js, func(w io.Writer) {
+			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "ROLE\tID\tTOKEN\tNODE")
+			for _, p := range ps {
+				role := "follower"
+				if p.IsLeader {
+					role = "leader"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", role, p.ID, p.Token, p.Node)
+			}
+			tw.Flush()
+		})
+	}
+	read := func() ([]lighthouse.Participant, error) {
+		return readCtx(ctx, f, func(ctx context.Context) ([]lighthouse.Participant, error) { return s.Participants(ctx, path) })
+	}
+	ps, err := read()
+	if err != nil {
+		return err
+	}
+	show(ps)
+	if !f.watch {
+		return nil
+	}
+	for {
+		_, changed, err := s.ChildrenW(ctx, path)
+		if err != nil {
+			return ignoreCancel(ctx, err)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+		if ps, err = read(); err != nil {
+			return ignoreCancel(ctx, err)
+		}
+		show(ps)
+	}
+}
+
+type nodeJSON struct {
+	ID   string `json:"id"`
+	Data string `json:"data"`
+}
+
+func showNodes(out *emitter, nodes []lighthouse.Node) {
+	js := make([]nodeJSON, 0, len(nodes))
+	for _, n := range nodes {
+		js = append(js, nodeJSON{ID: n.ID, Data: printable(n.Data)})
+	}
+	out.print(js, func(w io.Writer) {
+		if len(nodes) == 0 {
+			fmt.Fprintln(w, "(no members)")
+		}
+		for _, n := range nodes {
+			fmt.Fprintf(w, "%s\t%s\n", n.ID, printable(n.Data))
+		}
+	})
+}
+
+func runMembers(ctx context.Context, s *lighthouse.Session, service string, f *inspectFlags, out *emitter) error {
+	if !f.watch {
+		nodes, err := readCtx(ctx, f, func(ctx context.Context) ([]lighthouse.Node, error) { return s.Instances(ctx, service) })
+		if err != nil {
+			return err
+		}
+		showNodes(out, nodes)
+		return nil
+	}
+	ch, err := s.Members(ctx, service)
+	if err != nil {
+		return err
+	}
+	for nodes := range ch {
+		showNodes(out, nodes)
+	}
+	return nil
+}
+
+func runServices(ctx context.Context, s *lighthouse.Session, _ string, f *inspectFlags, out *emitter) error {
+	show := func(names []string) {
+		out.print(append([]string{}, names...), func(w io.Writer) {
+			if len(names) == 0 {
+				fmt.Fprintln(w, "(no services)")
+			}
+			for _, n := range names {
+				fmt.Fprintln(w, n)
+			}
+		})
+	}
+	read := func() ([]string, error) {
+		return readCtx(ctx, f, func(ctx context.Context) ([]string, error) { return s.Services(ctx) })
+	}
+	names, err := read()
+	if err != nil {
+		return err
+	}
+	show(names)
+	if !f.watch {
+		return nil
+	}
+	for {
+		_, changed, err := s.ChildrenW(ctx, "/services")
+		if errors.Is(err, lighthouse.ErrNoNode) {
+			_, _, changed, err = s.ExistsW(ctx, "/services")
+		}
+		if err != nil {
+			return ignoreCancel(ctx, err)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return nil
+		}
+		if names, err = read(); err != nil {
+			return ignoreCancel(ctx, err)
+		}
+		show(names)
+	}
+}
+
+// readCtx bounds one read by --timeout.
+func readCtx[T any](ctx context.Context, f *inspectFlags, read func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	return read(ctx)
+}
+
+// ignoreCancel treats the end of a watch by Ctrl-C as success.
+func ignoreCancel(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse"
+	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+)
+
+var binary struct {
+	once sync.Once
+	path string
+	err  error
+}
+
+// lighthouseBin builds the command once per test binary.
+func lighthouseBin(t *testing.T) string {
+	t.Helper()
+	binary.once.Do(func() {
+		dir, err := os.MkdirTemp("", "lighthouse-bin")
+		if err != nil {
+			binary.err = err
+			return
+		}
+		binary.path = filepath.Join(dir, "lighthouse")
+		out, err := exec.Command("go", "build", "-o", binary.path, ".").CombinedOutput()
+		if err != nil {
+			binary.err = errors.New(string(out))
+		}
+	})
+	if binary.err != nil {
+		t.Fatalf("build: %v", binary.err)
+	}
+	return binary.path
+}
+
+// cli runs the built command and returns its stdout, stderr and exit code.
+func cli(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	cmd := exec.Command(lighthouseBin(t), args...)
+	cmd.Env = append(os.Environ(), "LIGHTHOUSE_ZK=")
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return stdout.String(), stderr.String(), code
+}
+
+func session(t *testing.T, connectString string, opts ...lighthouse.Option) *lighthouse.Session {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := lighthouse.Connect(ctx, connectString, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func elect(t *testing.T, s *lighthouse.Session, path, id string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	ch, err := s.Elect(ctx, path, lighthouse.WithID(id))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range ch {
+		}
+	}()
+}
+
+func TestLeaderAndParticipants(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	if _, stderr, code := cli(t, "leader", "--zk", root, "/jobs/leader"); code != exitNotFound {
+		t.Fatalf("leader of a missing election: exit %d, want %d (%s)", code, exitNotFound, stderr)
+	}
+	s := session(t, root)
+	elect(t, s, "/jobs/leader", "worker-a")
+	elect(t, session(t, root), "/jobs/leader", "worker-b")
+
+	out, stderr, code := cli(t, "leader", "--zk", root, "/jobs/leader")
+	if code != 0 || !strings.HasPrefix(out, "worker-a\ttoken=") {
+		t.Fatalf("leader: exit %d, %q %s", code, out, stderr)
+	}
+	out, _, code = cli(t, "leader", "--zk", root, "--json", "/jobs/leader")
+	var l struct {
+		ID     string `json:"id"`
+		Leader bool   `json:"leader"`
+		Token  int64  `json:"token"`
+		Node   string `json:"node"`
+	}
+	if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil || l.ID != "worker-a" || !l.Leader || l.Token <= 0 || !strings.Contains(l.Node, "-latch-") {
+		t.Fatalf("leader --json: exit %d, %q (%v)", code, out, err)
+	}
+
+	out, _, code = cli(t, "participants", "--zk", root, "--json", "/jobs/leader")
+	var ps []struct {
+		ID     string `json:"id"`
+		Leader bool   `json:"leader"`
+	}
+	if err := json.Unmarshal([]byte(out), &ps); code != 0 || err != nil || len(ps) != 2 ||
+		ps[0].ID != "worker-a" || !ps[0].Leader || ps[1].ID != "worker-b" || ps[1].Leader {
+		t.Fatalf("participants --json: exit %d, %q (%v)", code, out, err)
+	}
+	out, _, code = cli(t, "participants", "--zk", root, "/jobs/leader")
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || !strings.HasPrefix(lines[1], "leader") || !strings.Contains(lines[2], "worker-b") {
+		t.Fatalf("participants: exit %d, %q", code, out)
+	}
+}
+
+func TestMembersAndServices(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	out, _, code := cli(t, "services", "--zk", root, "--json")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("services with none: exit %d, %q", code, out)
+	}
+	s := session(t, root)
+	ctx := context.Background()
+	for _, id := range []string{"b", "a"} {
+		reg, err := s.Register(ctx, "users", lighthouse.Node{ID: id, Data: []byte("10.0.0." + id)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+	}
+	out, _, code = cli(t, "services", "--zk", root)
+	if code != 0 || strings.TrimSpace(out) != "users" {
+		t.Fatalf("services: exit %d, %q", code, out)
+	}
+	out, _, code = cli(t, "members", "--zk", root, "--json", "users")
+	var nodes []struct{ ID, Data string }
+	if err := json.Unmarshal([]byte(out), &nodes); code != 0 || err != nil || len(nodes) != 2 || nodes[0].ID != "a" || nodes[0].Data != "10.0.0.a" {
+		t.Fatalf("members --json: exit %d, %q (%v)", code, out, err)
+	}
+	if _, _, code := cli(t, "members", "--zk", root, "bad/name"); code != exitUsage {
+		t.Fatalf("members with an invalid name: exit %d, want %d", code, exitUsage)
+	}
+}
+
+func TestMembersWatch(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	cmd := exec.Command(lighthouseBin(t), "members", "--zk", root, "--watch", "--json", "orders")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	next := func() string {
+		t.Helper()
+		select {
+		case l := <-lines:
+			return l
+		case <-time.After(10 * time.Second):
+			t.Fatal("members --watch printed nothing")
+		}
+		return ""
+	}
+	if l := next(); l != "[]" {
+		t.Fatalf("first line %q, want []", l)
+	}
+	reg, err := session(t, root).Register(context.Background(), "orders", lighthouse.Node{ID: "o1", Data: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l != `[{"id":"o1","data":"x"}]` {
+		t.Fatalf("after a join: %q", l)
+	}
+	reg.Close()
+	if l := next(); l != "[]" {
+		t.Fatalf("after a leave: %q", l)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	for range lines {
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("members --watch after Ctrl-C: %v", err)
+	}
+}
+
+func TestInspectErrors(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	if _, stderr, code := cli(t, "leader", "--zk", "127.0.0.1:1", "--timeout", "500ms", "/x"); code != exitUnreachable || !strings.Contains(stderr, "cannot reach ZooKeeper") {
+		t.Fatalf("unreachable: exit %d, %q", code, stderr)
+	}
+	if _, _, code := cli(t, "leader", "--zk", root, "not-absolute"); code != exitUsage {
+		t.Fatalf("bad path: exit %d", code)
+	}
+	if _, _, code := cli(t, "leader", "--zk", "", "/x"); code != exitUsage {
+		t.Fatalf("empty --zk: exit %d", code)
+	}
+	if _, _, code := cli(t, "leader"); code != exitUsage {
+		t.Fatalf("missing argument: exit %d", code)
+	}
+	if out, stderr, code := cli(t, "leader", "--help"); code != 0 || !strings.Contains(stderr+out, "--watch") {
+		t.Fatalf("--help: exit %d, %q", code, stderr)
+	}
+	// An election readable only by its owner.
+	owner := session(t, root, lighthouse.WithDigestAuth("ops", "pw"),
+		lighthouse.WithACL(zk.DigestACL(zk.PermAll, "ops", "pw")...))
+	elect(t, owner, "/private", "secret-worker")
+	if _, stderr, code := cli(t, "participants", "--zk", root, "/private"); code != exitNoAuth {
+		t.Fatalf("without credentials: exit %d, want %d (%s)", code, exitNoAuth, stderr)
+	}
+	if out, stderr, code := cli(t, "participants", "--zk", root, "--user", "ops", "--password", "pw", "/private"); code != 0 || !strings.Contains(out, "secret-worker") {
+		t.Fatalf("with credentials: exit %d, %q %s", code, out, stderr)
+	}
+}
