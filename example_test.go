@@ -142,3 +142,94 @@ func ExampleSession_Events() {
 	}
 	// Output: closed
 }
+
+// Register an instance of a service; it stays registered, across session
+// expiry too, until Close or the end of ctx.
+func ExampleSession_Register() {
+	ctx := context.Background()
+	sess, err := lighthouse.Connect(ctx, zkAddress())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+
+	reg, err := sess.Register(ctx, "example-users", lighthouse.Node{ID: "node-1", Data: []byte("10.0.0.1:8080")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer reg.Close() // unregister
+
+	nodes, err := sess.Instances(ctx, "example-users")
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, n := range nodes {
+		fmt.Printf("%s at %s\n", n.ID, n.Data)
+	}
+	// Output: node-1 at 10.0.0.1:8080
+}
+
+// Members delivers the live set of a service each time it changes.
+func ExampleSession_Members() {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	sess, err := lighthouse.Connect(ctx, zkAddress())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+
+	members, err := sess.Members(ctx, "example-orders")
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(len(<-members), "members") // the first value comes at once
+
+	reg, err := sess.Register(ctx, "example-orders", lighthouse.Node{ID: "orders-1", Data: []byte("10.0.0.2:9000")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	nodes := <-members
+	fmt.Println(len(nodes), "member:", nodes[0].ID)
+
+	reg.Close()
+	fmt.Println(len(<-members), "members")
+	// Output:
+	// 0 members
+	// 1 member: orders-1
+	// 0 members
+}
+
+// A Balancer picks a live instance per call; ConsistentHash sends the same
+// key to the same instance while the set is unchanged.
+func ExampleSession_Balancer() {
+	ctx := context.Background()
+	sess, err := lighthouse.Connect(ctx, zkAddress())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+	for _, id := range []string{"a", "b", "c"} {
+		reg, err := sess.Register(ctx, "example-cache", lighthouse.Node{ID: id})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer reg.Close()
+	}
+
+	b, err := sess.Balancer(ctx, "example-cache", lighthouse.ConsistentHash())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer b.Close()
+	first, ok := b.Pick("user-42")
+	if !ok {
+		fmt.Println("no instance: use a default")
+		return
+	}
+	again, _ := b.Pick("user-42")
+	fmt.Println("same instance for the same key:", first.ID == again.ID)
+
+	b.ReportError(first.ID) // a failing instance can be left out for a while
+	// Output: same instance for the same key: true
+}
