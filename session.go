@@ -325,10 +325,13 @@ func (c *trackedConn) Close() error {
 // client's events into session events and tells the recipes.
 func (s *Session) run(ctx context.Context) error {
 	var st sessionState
+	// The event goes out before the state: whoever learns the new state
+	// (Connect returning, a recipe) finds the event already emitted, and a
+	// subscription made after Connect sees only later events.
 	publish := func(typ EventType, err error) {
+		s.emit(Event{Type: typ, SessionID: st.ID, Err: err})
 		st.Gen++
 		s.state.Publish(st)
-		s.emit(Event{Type: typ, SessionID: st.ID, Err: err})
 	}
 	for {
 		select {
@@ -364,11 +367,10 @@ func (s *Session) run(ctx context.Context) error {
 				}
 			case zk.StateExpired:
 				if st.ID != 0 {
-					old := st.ID
+					s.emit(Event{Type: EventExpired, SessionID: st.ID, Err: ErrSessionExpired})
 					st.ID, st.Connected = 0, false
 					st.Gen++
 					s.state.Publish(st)
-					s.emit(Event{Type: EventExpired, SessionID: old, Err: ErrSessionExpired})
 				}
 			case zk.StateAuthFailed:
 				s.emit(Event{Type: EventError, SessionID: st.ID, Err: ErrAuthFailed})
