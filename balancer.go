@@ -135,16 +135,17 @@ func (l *balancer) run(ctx context.Context, first chan<- error) {
 	for {
 		if l.f.due() {
 			changed, err := l.f.sync(first != nil)
+			if changed {
+				l.membersChanged()
+				l.rebuild()
+			}
+			// Only now: Balancer returns, and the first Pick sees this set.
 			if first != nil {
 				first <- err
 				first = nil
 				if err != nil {
 					return
 				}
-			}
-			if changed {
-				l.membersChanged()
-				l.rebuild()
 			}
 		}
 		select {

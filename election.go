@@ -239,6 +239,7 @@ type election struct {
 	ctx      context.Context      // run's: leaderships derive from it
 
 	node     string // our node's name, "" when we have none
+	guid     string // the UUID of a create not yet known to have worked
 	session  int64  // the session our node belongs to
 	czxid    int64  // our node's creation zxid: the token when leading
 	orphans  []string
@@ -252,50 +253,59 @@ type election struct {
 }
 
 // join creates our node (the client's goroutines may block; called from run
-// or Elect only). A create whose reply was lost is found again by its UUID.
+// only). Its name carries a UUID, kept until a create is known to have
+// worked: a create whose reply was lost may have made the node all the same,
+// so the next attempt looks for that UUID before creating another node,
+// which would otherwise stay ahead of us in the queue as a ghost.
 func (e *election) join() error {
-	guid := newUUID()
-	prefix := protectedPrefix + guid + "-"
-	rel := joinPath(e.path, prefix+latchName)
+	if e.guid == "" {
+		e.guid = newUUID()
+	} else if found, err := e.findPending(); err != nil || found {
+		return err
+	}
+	rel := joinPath(e.path, protectedPrefix+e.guid+"-"+latchName)
 	full := e.s.abs(rel)
-	sid := e.s.conn.SessionID()
 	created, err := e.s.conn.Create(full, e.data, zk.FlagEphemeralSequential, e.s.acl)
 	if err == zk.ErrNoNode { // the election's node is missing: make it
 		if err = e.s.createParents(rel, zk.FlagPersistent, e.s.acl); err == nil {
 			created, err = e.s.conn.Create(full, e.data, zk.FlagEphemeralSequential, e.s.acl)
 		}
 	}
-	if err == zk.ErrConnectionClosed || err == zk.ErrNoServer {
-		// The server may have created it. Look for it once we can; if the
-		// session changed meanwhile, the node died with the old one.
-		children, _, cerr := e.s.conn.Children(e.s.abs(e.path))
-		if cerr != nil {
-			return err
-		}
-		for _, c := range children {
-			if strings.HasPrefix(c, prefix) {
-				created, err = joinPath(e.s.abs(e.path), c), nil
-				break
-			}
-		}
-	}
 	if err != nil {
-		return err
+		return err // a retry looks for the node first
 	}
-	name := created[strings.LastIndexByte(created, '/')+1:]
-	ok, st, err := e.s.conn.Exists(created)
+	return e.adopt(created[strings.LastIndexByte(created, '/')+1:])
+}
+
+// findPending looks for the node of an earlier create whose reply was lost,
+// and adopts it if it is there. (If the session has changed since, it went
+// with the old session and is not found.)
+func (e *election) findPending() (bool, error) {
+	children, _, err := e.s.conn.Children(e.s.abs(e.path))
+	if err != nil && err != zk.ErrNoNode {
+		return false, err
+	}
+	prefix := protectedPrefix + e.guid + "-"
+	for _, c := range children {
+		if strings.HasPrefix(c, prefix) {
+			return true, e.adopt(c)
+		}
+	}
+	return false, nil
+}
+
+// adopt makes name our node and reads its creation zxid, the token.
+func (e *election) adopt(name string) error {
+	ok, st, err := e.s.conn.Exists(e.s.abs(joinPath(e.path, name)))
 	if err == nil && !ok {
 		err = zk.ErrNoNode
 	}
 	if err != nil {
 		e.orphans = append(e.orphans, name)
+		e.guid = ""
 		return err
 	}
-	e.node, e.czxid = name, st.Czxid
-	e.session = st.EphemeralOwner
-	if e.session == 0 {
-		e.session = sid
-	}
+	e.node, e.czxid, e.session, e.guid = name, st.Czxid, st.EphemeralOwner, ""
 	return nil
 }
 
