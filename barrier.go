@@ -1,0 +1,565 @@
+package lighthouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+)
+
+// Barrier errors.
+var (
+	// ErrInvalidCount: a barrier's count is below 1.
+	ErrInvalidCount = errors.New("lighthouse: invalid barrier count")
+	// ErrDuplicateID: another participant, on another session or in this
+	// process, is in the barrier under the same ID.
+	ErrDuplicateID = errors.New("lighthouse: id already in the barrier")
+	// ErrNotEntered: Leave was called without a successful Enter before it.
+	ErrNotEntered = errors.New("lighthouse: barrier not entered")
+)
+
+// readyName is the node the last participant to enter creates, as in
+// ZooKeeper's recipe and Apache Curator's DistributedDoubleBarrier.
+const readyName = "ready"
+
+// Barrier is one participant of a double barrier: Enter returns once count
+// participants have entered, Leave once all of them have left, so a group of
+// processes starts a computation together and finishes it together.
+//
+// A Barrier is made by Session.Barrier. Enter and Leave run in the calling
+// goroutine: they block it, waiting on the session's state, ZooKeeper
+// watches and ctx together. The only goroutines they start that can outlive
+// them belong to the Session, which waits for them on Close: one finishing
+// the create of our node when ctx ends during it (it deletes the node), and
+// one deleting our node once the connection is back if it was down when we
+// gave up. Calls on one Barrier are serialised; after Leave returns, Enter
+// may be called again for another round.
+type Barrier struct {
+	s     *Session
+	path  string // the barrier's node
+	node  string // our node: path/id
+	id    string
+	data  []byte
+	count int
+
+	turn chan struct{} // held by the Enter or Leave in progress
+
+	// Owned by the holder of turn.
+	entered bool  // Enter succeeded and Leave has not run
+	hasNode bool  // our node exists, as far as we know
+	owner   int64 // the session that owns our node
+	czxid   int64 // our node's creation zxid
+	claimed bool  // we hold our entry in barrierClaims
+}
+
+// barrierClaims holds the nodes of this process's participants per Session,
+// so that two Barriers with one ID on one session fail instead of sharing a
+// node (ZooKeeper cannot tell them apart).
+var barrierClaims sync.Map // barrierClaim -> struct{}
+
+type barrierClaim struct {
+	s    *Session
+	node string
+}
+
+// Barrier returns this process's participant in the double barrier at path,
+// which opens once count participants have entered. It validates its input
+// (ErrInvalidCount, ErrInvalidPath, ErrInvalidID, ErrDataTooLarge), creates
+// the barrier's node if missing (as a container, with missing parents, so
+// the server removes it once unused) and fails with ErrDuplicateID if a live
+// participant already uses this ID; ctx bounds that work.
+//
+// Participants are named by their ID (WithID; default: the host name, which
+// fits one participant per host). Each has an ephemeral node
+// path/<id> holding WithData's data, so IDs must be unique within the
+// barrier and may not be "ready", the name of the node the last participant
+// to enter creates. All participants must agree on count; more than count
+// may enter, as with Apache Curator: count is a threshold, not a limit.
+//
+// A path serves one round at a time: the last participant to leave deletes
+// the ready node, and the path can be used again once every Leave of the
+// round has returned. A round whose participants all die without leaving
+// leaves its ready node behind; the next participant to enter alone deletes
+// it, but while a dead participant's session has not yet expired, its node
+// still counts. Rounds kept apart by path ("/jobs/reindex/round-42") need no
+// such care.
+func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...RecipeOption) (*Barrier, error) {
+	if count < 1 {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %d", path, ErrInvalidCount, count)
+	}
+	if err := ValidatePath(path); err != nil {
+		return nil, fmt.Errorf("lighthouse: barrier: %w", err)
+	}
+	if path == "/" {
+		return nil, fmt.Errorf("lighthouse: barrier: %w \"/\": the root has other children", ErrInvalidPath)
+	}
+	o, err := newRecipeOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
+	}
+	if err := validateName("id", o.id); err != nil {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %w", path, ErrInvalidID, err)
+	}
+	if o.id == readyName {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w %q: reserved for the ready node", path, ErrInvalidID, o.id)
+	}
+	if len(o.data) > MaxDataSize {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %d bytes, at most %d", path, ErrDataTooLarge, len(o.data), MaxDataSize)
+	}
+	b := &Barrier{
+		s:     s,
+		path:  path,
+		node:  joinPath(path, o.id),
+		id:    o.id,
+		data:  slices.Clone(o.data),
+		count: count,
+		turn:  make(chan struct{}, 1),
+	}
+	if _, err := s.Create(ctx, path, nil, Container, CreateParents()); err != nil && !errors.Is(err, ErrNodeExists) {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
+	}
+	// Fail early on a taken ID; Enter checks again when it creates our node.
+	if _, taken := barrierClaims.Load(barrierClaim{s, b.node}); taken {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %q in this process", path, ErrDuplicateID, b.id)
+	}
+	ok, st, err := s.Exists(ctx, b.node)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
+	}
+	if ok && st.EphemeralOwner != s.SessionID() {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, duplicateID(b.id, st.EphemeralOwner))
+	}
+	return b, nil
+}
+
+func duplicateID(id string, owner int64) error {
+	if owner == 0 {
+		return fmt.Errorf("%w: %q is a persistent node", ErrDuplicateID, id)
+	}
+	return fmt.Errorf("%w: %q belongs to session 0x%x", ErrDuplicateID, id, owner)
+}
+
+// ID returns this participant's ID.
+func (b *Barrier) ID() string { return b.id }
+
+// Enter joins the barrier and returns nil once count participants have
+// entered (at once if the barrier is already open, or if this participant
+// has entered and not left). Following ZooKeeper's recipe, it watches the
+// ready node, creates this participant's ephemeral node and counts the
+// participants; the one that completes the count creates the ready node,
+// which wakes the others. Waiting participants are woken once, however many
+// enter.
+//
+// Enter survives connection loss (it waits for the connection to come back).
+// On error this participant is out of the barrier, its node deleted, and
+// Enter may be called again:
+//   - ctx ends: ctx's error.
+//   - the session expires after our node was created: an error wrapping
+//     ErrSessionExpired (the node went with the session; the others go on
+//     waiting for count participants).
+//   - the session is closed: ErrClosed.
+//   - another live session has a node with our ID: ErrDuplicateID.
+func (b *Barrier) Enter(ctx context.Context) error {
+	if err := b.take(ctx); err != nil {
+		return fmt.Errorf("lighthouse: barrier %s: enter: %w", b.path, err)
+	}
+	defer b.give()
+	if b.entered {
+		return nil
+	}
+	if _, taken := barrierClaims.LoadOrStore(barrierClaim{b.s, b.node}, struct{}{}); taken {
+		return fmt.Errorf("lighthouse: barrier %s: enter: %w: %q in this process", b.path, ErrDuplicateID, b.id)
+	}
+	b.claimed = true
+	if err := b.wait(ctx, b.enterStep); err != nil {
+		b.abandon()
+		return fmt.Errorf("lighthouse: barrier %s: enter: %w", b.path, err)
+	}
+	b.entered = true
+	return nil
+}
+
+// Leave leaves the barrier and returns nil once every participant has left
+// (their nodes are gone). Following ZooKeeper's recipe, the participant with
+// the lowest ID waits for the one with the highest to go, one at a time, and
+// leaves last (deleting the ready node first); every other participant
+// deletes its node and waits for the lowest. Each waits on one node only.
+//
+// Leave without a successful Enter gives ErrNotEntered. Whatever Leave
+// returns, this participant is out of the barrier afterwards (Enter starts a
+// new round):
+//   - ctx ends: ctx's error; our node is deleted if it was still there.
+//   - the session expires while our node exists: an error wrapping
+//     ErrSessionExpired. After our node is deleted (every participant but
+//     the last is soon in that state) an expiry does not matter and Leave
+//     waits on in the new session.
+//   - the session is closed: ErrClosed.
+func (b *Barrier) Leave(ctx context.Context) error {
+	if err := b.take(ctx); err != nil {
+		return fmt.Errorf("lighthouse: barrier %s: leave: %w", b.path, err)
+	}
+	defer b.give()
+	if !b.entered {
+		return fmt.Errorf("lighthouse: barrier %s: leave: %w", b.path, ErrNotEntered)
+	}
+	b.entered = false
+	err := b.wait(ctx, b.leaveStep)
+	b.abandon()
+	if err != nil {
+		return fmt.Errorf("lighthouse: barrier %s: leave: %w", b.path, err)
+	}
+	return nil
+}
+
+func (b *Barrier) take(ctx context.Context) error {
+	select {
+	case b.turn <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (b *Barrier) give() { <-b.turn }
+
+// abandon deletes our node, if any, and gives up our claim on the ID.
+func (b *Barrier) abandon() {
+	if b.hasNode {
+		b.s.deleteEphemeral(b.node, b.owner)
+		b.hasNode = false
+	}
+	if b.claimed {
+		barrierClaims.Delete(barrierClaim{b.s, b.node})
+		b.claimed = false
+	}
+}
+
+// step is one look at the barrier: done, or a watch to wait on before the
+// next look.
+type step func(ctx context.Context) (watch <-chan zk.Event, done bool, err error)
+
+// wait runs step until it is done, waiting on the watches it returns. It
+// retries after connection loss and fails when ctx ends, the session closes
+// or, while our node exists, the session expires.
+func (b *Barrier) wait(ctx context.Context, look step) error {
+	states, unsubscribe := b.s.state.Subscribe()
+	defer unsubscribe()
+	retry := newBackoff()
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	var (
+		st     = sessionState{ID: b.owner} // the newest state seen
+		watch  <-chan zk.Event
+		retryC <-chan time.Time
+		again  = true // look (again) once connected
+	)
+	for {
+		if again && st.Connected {
+			again = false
+			w, done, err := look(ctx)
+			switch {
+			case err == nil && done:
+				return nil
+			case err == nil:
+				watch = w
+				retry.Reset()
+			case errors.Is(err, ErrConnectionLoss) || (errors.Is(err, ErrSessionExpired) && !b.hasNode):
+				b.s.emit(Event{Type: EventError, SessionID: st.ID, Path: b.path, Err: err})
+				timer = time.NewTimer(retry.NextBackOff())
+				retryC = timer.C
+			default:
+				return err
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-b.s.closing:
+			return ErrClosed
+		case next, ok := <-states:
+			if !ok || next.Closed {
+				return ErrClosed
+			}
+			// The session of our node ended: it is gone. (A state still
+			// naming an older session than our node's says nothing.)
+			if b.hasNode && next.ID != b.owner && (next.ID != 0 || st.ID == b.owner) {
+				return ErrSessionExpired
+			}
+			if retryC != nil && next.Connected && !st.Connected {
+				retryC, again = nil, true // retry as soon as the connection is back
+			}
+			st = next
+		case ev := <-watch:
+			watch, again = nil, true
+			if ev.Type == zk.EventNotWatching {
+				switch ev.Err {
+				case zk.ErrClosing:
+					return ErrClosed
+				case zk.ErrSessionExpired:
+					if b.hasNode {
+						return ErrSessionExpired
+					}
+				}
+			}
+		case <-retryC:
+			retryC, again = nil, true
+		}
+	}
+}
+
+// enterStep is ZooKeeper's enter: watch the ready node, make sure our node
+// exists, count the participants; create the ready node if we complete the
+// count, else wait for it.
+func (b *Barrier) enterStep(ctx context.Context) (<-chan zk.Event, bool, error) {
+	ready := joinPath(b.path, readyName)
+	for {
+		ok, rst, w, err := b.existsW(ctx, ready)
+		if err != nil {
+			return nil, false, err
+		}
+		if !b.hasNode {
+			if err := b.join(ctx); err != nil {
+				return nil, false, err
+			}
+		}
+		names, err := b.participants(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		if !slices.Contains(names, b.id) {
+			if b.s.conn.SessionID() != b.owner {
+				return nil, false, ErrSessionExpired
+			}
+			b.hasNode = false // deleted by someone else: enter again
+			continue
+		}
+		if len(names) >= b.count {
+			_, err := do(ctx, b.s, "create", ready, func() (string, error) {
+				return b.s.conn.Create(b.s.abs(ready), nil, zk.FlagPersistent, b.s.acl)
+			})
+			if err != nil && !errors.Is(err, ErrNodeExists) {
+				return nil, false, err
+			}
+			return nil, true, nil
+		}
+		if ok {
+			// Made after our node, for a round we are in; or we come late to
+			// an open barrier and a participant of its round is still there.
+			if rst.Czxid > b.czxid {
+				return nil, true, nil
+			}
+			open, err := b.memberOf(ctx, names, rst.Czxid)
+			if err != nil || open {
+				return nil, open, err
+			}
+			// A ready node older than us with none of its round around was
+			// left by participants that died: delete it, if it is still
+			// that node, and wait for our round's.
+			ok, now, err := b.exists(ctx, ready)
+			if err != nil {
+				return nil, false, err
+			}
+			if ok && now.Czxid == rst.Czxid {
+				if _, err := do(ctx, b.s, "delete", ready, func() (struct{}, error) {
+					return struct{}{}, b.s.conn.Delete(b.s.abs(ready), AnyVersion)
+				}); err != nil && !errors.Is(err, ErrNoNode) {
+					return nil, false, err
+				}
+			}
+			continue
+		}
+		return w, false, nil
+	}
+}
+
+// leaveStep is ZooKeeper's leave: if nobody is left, done; if we are alone,
+// delete the ready node and ours, done; if we are the lowest, wait for the
+// highest; else delete ours and wait for the lowest.
+func (b *Barrier) leaveStep(ctx context.Context) (<-chan zk.Event, bool, error) {
+	for {
+		names, err := b.participants(ctx)
+		if err != nil {
+			return nil, false, err
+		}
+		slices.Sort(names)
+		present := slices.Contains(names, b.id)
+		if b.hasNode && !present {
+			if b.s.conn.SessionID() != b.owner {
+				return nil, false, ErrSessionExpired
+			}
+			b.hasNode = false // deleted by someone else: we are out
+		}
+		var target string
+		switch {
+		case len(names) == 0:
+			return nil, true, nil
+		case present && len(names) == 1:
+			if err := b.delete(ctx, joinPath(b.path, readyName)); err != nil {
+				return nil, false, err
+			}
+			if err := b.delete(ctx, b.node); err != nil {
+				return nil, false, err
+			}
+			b.hasNode = false
+			return nil, true, nil
+		case present && names[0] == b.id:
+			target = names[len(names)-1]
+		default:
+			if present {
+				if err := b.delete(ctx, b.node); err != nil {
+					return nil, false, err
+				}
+				b.hasNode = false
+			}
+			target = names[0]
+		}
+		ok, _, w, err := b.existsW(ctx, joinPath(b.path, target))
+		if err != nil {
+			return nil, false, err
+		}
+		if ok {
+			return w, false, nil
+		}
+	}
+}
+
+// join creates our node. The create runs in a goroutine of the session that
+// deletes the node should ctx end first, so that no node is left behind to
+// count as a participant.
+func (b *Barrier) join(ctx context.Context) error {
+	type result struct {
+		owner, czxid int64
+		err          error
+	}
+	ch := make(chan result)
+	gaveUp := make(chan struct{})
+	started := b.s.recipes.Go(func() {
+		owner, czxid, err := b.create()
+		select {
+		case ch <- result{owner, czxid, err}:
+		case <-gaveUp:
+			if err == nil {
+				b.s.deleteEphemeral(b.node, owner)
+			}
+		}
+	})
+	if !started {
+		return ErrClosed
+	}
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return b.s.opErr("create", b.node, r.err)
+		}
+		b.owner, b.czxid, b.hasNode = r.owner, r.czxid, true
+		return nil
+	case <-ctx.Done():
+		close(gaveUp)
+		return ctx.Err()
+	case <-b.s.closing:
+		close(gaveUp)
+		return ErrClosed
+	}
+}
+
+// create makes our ephemeral node, or finds it made by an earlier attempt
+// whose reply was lost, and returns its owner and creation zxid. It blocks;
+// join calls it.
+func (b *Barrier) create() (owner, czxid int64, err error) {
+	full := b.s.abs(b.node)
+	for range 5 {
+		sid := b.s.conn.SessionID()
+		_, err := b.s.conn.Create(full, b.data, zk.FlagEphemeral, b.s.acl)
+		if err == zk.ErrNoNode {
+			// The barrier's container was removed after its last round.
+			if err := b.s.createParents(b.node, zk.FlagContainer, b.s.acl); err != nil {
+				return 0, 0, err
+			}
+			continue
+		}
+		if err != nil && err != zk.ErrNodeExists {
+			return 0, 0, err
+		}
+		ok, st, err := b.s.conn.Exists(full)
+		if err != nil {
+			return 0, 0, err
+		}
+		if !ok {
+			continue // its session just ended
+		}
+		if st.EphemeralOwner != sid && st.EphemeralOwner != b.s.conn.SessionID() {
+			return 0, 0, duplicateID(b.id, st.EphemeralOwner)
+		}
+		return st.EphemeralOwner, st.Czxid, nil
+	}
+	return 0, 0, zk.ErrNoNode
+}
+
+// participants returns the names of the participants' nodes (ready left
+// out); none if the barrier's node is gone.
+func (b *Barrier) participants(ctx context.Context) ([]string, error) {
+	children, err := do(ctx, b.s, "children", b.path, func() ([]string, error) {
+		c, _, err := b.s.conn.Children(b.s.abs(b.path))
+		return c, err
+	})
+	if errors.Is(err, ErrNoNode) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(children, func(c string) bool { return c == readyName }), nil
+}
+
+// memberOf reports whether a participant other than us entered before the
+// ready node made at zxid was created, i.e. took part in its round.
+func (b *Barrier) memberOf(ctx context.Context, names []string, zxid int64) (bool, error) {
+	for _, name := range names {
+		if name == b.id {
+			continue
+		}
+		ok, st, err := b.exists(ctx, joinPath(b.path, name))
+		if err != nil {
+			return false, err
+		}
+		if ok && st.Czxid < zxid {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (b *Barrier) exists(ctx context.Context, path string) (bool, *Stat, error) {
+	return b.s.Exists(ctx, path)
+}
+
+// existsW sets a raw watch, waited on directly by wait.
+func (b *Barrier) existsW(ctx context.Context, path string) (bool, *Stat, <-chan zk.Event, error) {
+	type res struct {
+		ok bool
+		st *Stat
+		ch <-chan zk.Event
+	}
+	r, err := do(ctx, b.s, "exists", path, func() (res, error) {
+		ok, st, ch, err := b.s.conn.ExistsW(b.s.abs(path))
+		return res{ok, st, ch}, err
+	})
+	return r.ok, r.st, r.ch, err
+}
+
+// delete deletes a node; one already gone is no error.
+func (b *Barrier) delete(ctx context.Context, path string) error {
+	err := b.s.Delete(ctx, path, AnyVersion)
+	if errors.Is(err, ErrNoNode) {
+		return nil
+	}
+	return err
+}
