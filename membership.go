@@ -40,12 +40,10 @@ func init() {
 // how applications keep their services apart.
 const servicesPath = "/services"
 
-// servicePath returns the node of a service after checking its name.
+// servicePath returns the node of a service in lighthouse's own registry
+// after checking its name.
 func servicePath(service string) (string, error) {
-	if err := validateName("service", service); err != nil {
-		return "", err
-	}
-	return joinPath(servicesPath, service), nil
+	return registryOptions{base: servicesPath}.servicePath(service)
 }
 
 // Registration is this process's registration of one instance of a service,
@@ -100,8 +98,15 @@ type claim struct {
 // Cancelling ctx or calling Close deletes the node at once. Closing the
 // session ends the registration too; the server then deletes the node with
 // the session.
-func (s *Session) Register(ctx context.Context, service string, n Node) (*Registration, error) {
-	dir, err := servicePath(service)
+//
+// With CuratorFormat the node is in Curator's registry and n.Data must be a
+// Curator ServiceInstance; see there.
+func (s *Session) Register(ctx context.Context, service string, n Node, opts ...RegistryOption) (*Registration, error) {
+	o, err := newRegistryOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: register: %w", err)
+	}
+	dir, err := o.servicePath(service)
 	if err != nil {
 		return nil, fmt.Errorf("lighthouse: register: %w", err)
 	}
@@ -117,6 +122,9 @@ func (s *Session) Register(ctx context.Context, service string, n Node) (*Regist
 	}
 	if err := validateName("id", n.ID); err != nil {
 		return nil, fmt.Errorf("lighthouse: register %s: %w: %w", service, ErrInvalidID, err)
+	}
+	if n.Data, err = o.encode(service, n.ID, n.Data); err != nil {
+		return nil, fmt.Errorf("lighthouse: register %s/%s: %w", service, n.ID, err)
 	}
 	if len(n.Data) > MaxDataSize {
 		return nil, fmt.Errorf("lighthouse: register %s/%s: %w: %d bytes, at most %d", service, n.ID, ErrDataTooLarge, len(n.Data), MaxDataSize)
@@ -299,6 +307,7 @@ var memberReads atomic.Int64
 type member struct {
 	Node
 	czxid int64 // the zxid that created its node: new when it registers again
+	bad   bool  // its data does not decode: left out of the set
 }
 
 // follower keeps the member set of one service current for the goroutine
@@ -317,6 +326,7 @@ type follower struct {
 	s     *Session
 	path  string
 	abs   string
+	check func([]byte) error // nil, or why a member's data is left out
 	st    sessionState
 	watch <-chan zk.Event // on the service node's children, or its existence
 	dirty bool            // the set must be read again
@@ -382,7 +392,9 @@ func (f *follower) sync(first bool) (changed bool, err error) {
 	f.retry.Reset()
 	set := make([]member, 0, len(f.cache))
 	for _, m := range f.cache {
-		set = append(set, m)
+		if !m.bad {
+			set = append(set, m)
+		}
 	}
 	slices.SortFunc(set, func(a, b member) int { return cmp.Compare(a.ID, b.ID) })
 	changed = !f.ready || !slices.EqualFunc(set, f.sorted, func(a, b member) bool {
@@ -476,7 +488,15 @@ func (f *follower) read() error {
 			if err != nil {
 				return err
 			}
-			f.cache[id] = member{Node: Node{ID: id, Data: data}, czxid: st.Czxid}
+			m := member{Node: Node{ID: id, Data: data}, czxid: st.Czxid}
+			if f.check != nil {
+				if err := f.check(data); err != nil {
+					// Read once per node, so reported once per node.
+					m.bad = true
+					f.s.skip(joinPath(f.path, id), err)
+				}
+			}
+			f.cache[id] = m
 		}
 		return nil
 	}
@@ -507,14 +527,24 @@ func (f *follower) nodes() []Node {
 // the number of instances: a watch on the service's children, a read of the
 // names and a read of the new instance's node. An instance's data is read
 // when it registers (Register does not change it).
-func (s *Session) Members(ctx context.Context, service string) (<-chan []Node, error) {
-	path, err := servicePath(service)
+//
+// With CuratorFormat it follows Curator's registry; see there.
+func (s *Session) Members(ctx context.Context, service string, opts ...RegistryOption) (<-chan []Node, error) {
+	o, err := newRegistryOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: members: %w", err)
+	}
+	path, err := o.servicePath(service)
 	if err != nil {
 		return nil, fmt.Errorf("lighthouse: members: %w", err)
 	}
 	out := actor.NewOutbox[[]Node](1, nil)
 	first := make(chan error, 1)
-	if !s.recipes.Go(func() { s.members(ctx, newFollower(s, path), out, first) }) {
+	f := newFollower(s, path)
+	if o.curator {
+		f.check = o.check
+	}
+	if !s.recipes.Go(func() { s.members(ctx, f, out, first) }) {
 		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ErrClosed)
 	}
 	select {
@@ -567,8 +597,12 @@ func (s *Session) members(ctx context.Context, f *follower, out *actor.Outbox[[]
 // Services returns the names of the services with registered instances,
 // sorted (none if nothing was ever registered). A service whose last
 // instance left may stay listed until the server removes its node.
-func (s *Session) Services(ctx context.Context) ([]string, error) {
-	names, err := s.Children(ctx, servicesPath)
+func (s *Session) Services(ctx context.Context, opts ...RegistryOption) ([]string, error) {
+	o, err := newRegistryOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: services: %w", err)
+	}
+	names, err := s.Children(ctx, o.base)
 	if errors.Is(err, ErrNoNode) {
 		return []string{}, nil
 	}
@@ -580,9 +614,14 @@ func (s *Session) Services(ctx context.Context) ([]string, error) {
 }
 
 // Instances returns the live instances of service once, sorted by ID
-// (none if the service does not exist).
-func (s *Session) Instances(ctx context.Context, service string) ([]Node, error) {
-	path, err := servicePath(service)
+// (none if the service does not exist). With CuratorFormat, instances
+// that do not decode are left out, each with an EventError.
+func (s *Session) Instances(ctx context.Context, service string, opts ...RegistryOption) ([]Node, error) {
+	o, err := newRegistryOptions(opts)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: instances: %w", err)
+	}
+	path, err := o.servicePath(service)
 	if err != nil {
 		return nil, fmt.Errorf("lighthouse: instances: %w", err)
 	}
@@ -603,6 +642,10 @@ func (s *Session) Instances(ctx context.Context, service string) ([]Node, error)
 			}
 			if err != nil {
 				return nil, err
+			}
+			if err := o.check(data); err != nil {
+				s.skip(joinPath(path, id), err)
+				continue
 			}
 			out = append(out, Node{ID: id, Data: data})
 		}

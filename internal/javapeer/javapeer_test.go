@@ -1,0 +1,50 @@
+package javapeer
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+
+func TestBuildOnce(t *testing.T) {
+	a, err := Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := Build()
+	if a != b || !strings.Contains(a, "curator-recipes.jar") {
+		t.Fatalf("classpaths %q, %q", a, b)
+	}
+}
+
+func TestJavaPeerLatchAndExit(t *testing.T) {
+	root := testzk.Shared(t).Root(t)
+	p := Start(t, Options{Args: []string{root, "2000"}})
+	p.Call(nil, "latch", "/leader", "j1")
+	if line := p.Await("leader\tj1\t", 10*time.Second); !strings.HasPrefix(line, "leader\tj1\ttrue\t") {
+		t.Fatalf("got %q, want j1 to lead", line)
+	}
+	got := p.Call([]string{"participants"}, "participants", "j1")
+	if len(got) != 1 || got[0] != "participants\tj1*" {
+		t.Fatalf("participants: %q", got)
+	}
+	p.Call(nil, "unlatch", "j1")
+	p.Send("exit")
+	select {
+	case <-p.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatal("peer did not exit")
+	}
+}
+
+func TestJavaPeerKill(t *testing.T) {
+	root := testzk.Shared(t).Root(t)
+	p := Start(t, Options{Args: []string{root, "2000"}})
+	p.Kill()
+	p.Kill() // idempotent
+}
