@@ -15,6 +15,13 @@ type BalancerOption func(*balancerOptions)
 type balancerOptions struct {
 	threshold        int
 	window, duration time.Duration
+	registry         []RegistryOption
+}
+
+// WithRegistry makes the Balancer follow the registry the options choose,
+// as Members does (for example CuratorFormat("/discovery")).
+func WithRegistry(opts ...RegistryOption) BalancerOption {
+	return func(o *balancerOptions) { o.registry = opts }
 }
 
 // WithDownPolicy sets when a Balancer leaves a node out: once threshold
@@ -67,7 +74,11 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	if strategy == nil {
 		strategy = RoundRobin()
 	}
-	path, err := servicePath(service)
+	ro, err := newRegistryOptions(o.registry)
+	if err != nil {
+		return nil, fmt.Errorf("lighthouse: balancer: %w", err)
+	}
+	f, err := ro.follower(s, service)
 	if err != nil {
 		return nil, fmt.Errorf("lighthouse: balancer: %w", err)
 	}
@@ -76,7 +87,7 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	b.picker.Store(&pickerBox{emptyPicker{}})
 	l := &balancer{
 		b:        b,
-		f:        newFollower(s, path),
+		f:        f,
 		strategy: strategy,
 		policy:   newDownPolicy(o.threshold, o.window, o.duration),
 	}

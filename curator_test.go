@@ -644,3 +644,33 @@ func TestGoSeesJavaInstances(t *testing.T) {
 	java.Call(nil, "unregister", "/discovery", "orders", "j1")
 	awaitIDs(t, ch, 10*time.Second, "g1")
 }
+
+func TestBalancerFollowsCuratorRegistry(t *testing.T) {
+	root := testzk.Shared(t).Root(t)
+	s := connect(t, root)
+	format := CuratorFormat("/discovery")
+	reg, err := s.Register(testCtx(t), "orders", Node{ID: "o1", Data: mustJSON(t, ServiceInstance{Address: "10.0.0.7", Port: 8080})}, format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	// Junk beside it is left out, not picked.
+	if _, err := s.Create(testCtx(t), "/discovery/orders/junk", []byte("{not json"), Ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	b, err := s.Balancer(testCtx(t), "orders", RoundRobin(), WithRegistry(format))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for range 4 {
+		n, ok := b.Pick("")
+		if !ok || n.ID != "o1" {
+			t.Fatalf("Pick: %+v %v, want o1", n, ok)
+		}
+		inst, err := DecodeServiceInstance(n.Data)
+		if err != nil || inst.Address != "10.0.0.7" || inst.Port != 8080 {
+			t.Fatalf("picked instance %+v %v", inst, err)
+		}
+	}
+}

@@ -40,12 +40,6 @@ func init() {
 // how applications keep their services apart.
 const servicesPath = "/services"
 
-// servicePath returns the node of a service in lighthouse's own registry
-// after checking its name.
-func servicePath(service string) (string, error) {
-	return registryOptions{base: servicesPath}.servicePath(service)
-}
-
 // Registration is this process's registration of one instance of a service,
 // made by Register.
 type Registration struct {
@@ -343,6 +337,19 @@ type follower struct {
 	retryC <-chan time.Time
 }
 
+// follower returns a follower of service in the registry o chooses.
+func (o registryOptions) follower(s *Session, service string) (*follower, error) {
+	path, err := o.servicePath(service)
+	if err != nil {
+		return nil, err
+	}
+	f := newFollower(s, path)
+	if o.curator {
+		f.check = o.check
+	}
+	return f, nil
+}
+
 func newFollower(s *Session, path string) *follower {
 	return &follower{
 		s: s, path: path, abs: s.abs(path), dirty: true,
@@ -534,16 +541,12 @@ func (s *Session) Members(ctx context.Context, service string, opts ...RegistryO
 	if err != nil {
 		return nil, fmt.Errorf("lighthouse: members: %w", err)
 	}
-	path, err := o.servicePath(service)
+	f, err := o.follower(s, service)
 	if err != nil {
 		return nil, fmt.Errorf("lighthouse: members: %w", err)
 	}
 	out := actor.NewOutbox[[]Node](1, nil)
 	first := make(chan error, 1)
-	f := newFollower(s, path)
-	if o.curator {
-		f.check = o.check
-	}
 	if !s.recipes.Go(func() { s.members(ctx, f, out, first) }) {
 		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ErrClosed)
 	}
