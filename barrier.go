@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/go-zookeeper/zk"
@@ -53,17 +52,7 @@ type Barrier struct {
 	hasNode bool  // our node exists, as far as we know
 	owner   int64 // the session that owns our node
 	czxid   int64 // our node's creation zxid
-	claimed bool  // we hold our entry in barrierClaims
-}
-
-// barrierClaims holds the nodes of this process's participants per Session,
-// so that two Barriers with one ID on one session fail instead of sharing a
-// node (ZooKeeper cannot tell them apart).
-var barrierClaims sync.Map // barrierClaim -> struct{}
-
-type barrierClaim struct {
-	s    *Session
-	node string
+	claimed bool  // we hold our entry in the session's claims
 }
 
 // Barrier returns this process's participant in the double barrier at path,
@@ -123,7 +112,7 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
 	}
 	// Fail early on a taken ID; Enter checks again when it creates our node.
-	if _, taken := barrierClaims.Load(barrierClaim{s, b.node}); taken {
+	if _, taken := s.claims.Load(b.node); taken {
 		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %q in this process", path, ErrDuplicateID, b.id)
 	}
 	ok, st, err := s.Exists(ctx, b.node)
@@ -171,7 +160,7 @@ func (b *Barrier) Enter(ctx context.Context) error {
 	if b.entered {
 		return nil
 	}
-	if _, taken := barrierClaims.LoadOrStore(barrierClaim{b.s, b.node}, struct{}{}); taken {
+	if _, taken := b.s.claims.LoadOrStore(b.node, struct{}{}); taken {
 		return fmt.Errorf("lighthouse: barrier %s: enter: %w: %q in this process", b.path, ErrDuplicateID, b.id)
 	}
 	b.claimed = true
@@ -233,7 +222,7 @@ func (b *Barrier) abandon() {
 		b.hasNode = false
 	}
 	if b.claimed {
-		barrierClaims.Delete(barrierClaim{b.s, b.node})
+		b.s.claims.Delete(b.node)
 		b.claimed = false
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -62,16 +61,6 @@ func (r *Registration) Close() error {
 	return nil
 }
 
-// claims are the service node paths registered by this process, per Session,
-// so that a second Register of the same ID on one session fails at once (its
-// node would look like the first one's on the server).
-var claims sync.Map // claim -> struct{}
-
-type claim struct {
-	s    *Session
-	path string
-}
-
 // Register registers n as an instance of service: an ephemeral node
 // /services/<service>/<n.ID> holding n.Data, under the session's chroot. It
 // returns once the node exists.
@@ -124,8 +113,7 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 		return nil, fmt.Errorf("lighthouse: register %s/%s: %w: %d bytes, at most %d", service, n.ID, ErrDataTooLarge, len(n.Data), MaxDataSize)
 	}
 	path := joinPath(dir, n.ID)
-	c := claim{s, path}
-	if _, taken := claims.LoadOrStore(c, struct{}{}); taken {
+	if _, taken := s.claims.LoadOrStore(path, struct{}{}); taken {
 		return nil, fmt.Errorf("lighthouse: register %s: %w in this process", path, ErrAlreadyRegistered)
 	}
 	r := &registration{s: s, path: path, data: slices.Clone(n.Data)}
@@ -135,14 +123,14 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 	created := make(chan error, 1)
 	started := s.recipes.Go(func() {
 		defer close(reg.done)
-		defer claims.Delete(c)
+		defer s.claims.Delete(path)
 		defer unregister()
 		defer stop()
 		r.run(runCtx, created)
 	})
 	if !started {
 		stop()
-		claims.Delete(c)
+		s.claims.Delete(path)
 		return nil, fmt.Errorf("lighthouse: register %s: %w", path, ErrClosed)
 	}
 	select {

@@ -148,6 +148,11 @@ type Session struct {
 	granted    atomic.Int64    // session timeout the server granted, in ns
 	zkEvents   <-chan zk.Event // closed when the client's goroutines are done
 
+	// claims holds the paths of nodes that this Session's recipes own
+	// (Register, Barrier), so a second claim of one in this process fails at
+	// once: on the server it would look like the first one's node.
+	claims sync.Map // path -> struct{}
+
 	stats struct {
 		predWatches atomic.Int64 // election watches fired (for tests and benchmarks)
 	}
