@@ -293,7 +293,9 @@ type trackedConn struct {
 	net.Conn
 	s         *Session
 	once      sync.Once
-	handshake []byte // the first connectHead bytes read, until complete
+	handshake []byte        // the first connectHead bytes read, until complete
+	lastRead  time.Duration // since s.born: when a Read last returned bytes
+	distrust  time.Duration // since s.born: reads before this prove nothing
 }
 
 // connectHead is the start of ZooKeeper's ConnectResponse: frame length,
@@ -303,7 +305,20 @@ const connectHead = 12
 func (c *trackedConn) Read(b []byte) (int, error) {
 	n, err := c.Conn.Read(b)
 	if n > 0 {
-		c.s.lastHeard.Store(time.Since(c.s.born).Nanoseconds())
+		// On a live connection the server answers a ping every third of the
+		// session timeout. A longer silence means the connection stalled or
+		// this process was paused: bytes read now may have waited in the
+		// socket since before the server gave up on the session, so they are
+		// no proof that it lives until a quiet spell has passed.
+		now := time.Since(c.s.born)
+		quiet := c.s.SessionTimeout() * 2 / 3
+		if c.lastRead > 0 && now-c.lastRead > quiet {
+			c.distrust = now + quiet
+		}
+		c.lastRead = now
+		if now >= c.distrust {
+			c.s.lastHeard.Store(now.Nanoseconds())
+		}
 		if len(c.handshake) < connectHead {
 			c.handshake = append(c.handshake, b[:min(n, connectHead-len(c.handshake))]...)
 			if len(c.handshake) == connectHead {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -457,3 +458,34 @@ func zkConnect(t testing.TB, addr string) *zk.Conn {
 type nopLogger struct{}
 
 func (nopLogger) Printf(string, ...any) {}
+
+// After a silence longer than the client's receive timeout (a paused
+// process, a stalled link), bytes that were waiting in the socket must not
+// make a leadership look Valid again.
+func TestReadsAfterASilenceProveNothing(t *testing.T) {
+	s := &Session{born: time.Now().Add(-time.Hour)}
+	s.granted.Store(int64(3 * time.Second))
+	client, server := net.Pipe()
+	defer client.Close()
+	defer server.Close()
+	c := &trackedConn{Conn: client, s: s, handshake: make([]byte, connectHead)}
+	read := func() {
+		t.Helper()
+		go server.Write([]byte("x"))
+		if _, err := c.Read(make([]byte, 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read()
+	if !s.heardWithin(time.Second) {
+		t.Fatal("a read on a live connection does not count")
+	}
+	// The previous read was long ago, as after a SIGSTOP.
+	c.lastRead -= 10 * time.Second
+	s.lastHeard.Store(int64(c.lastRead))
+	read()
+	read()
+	if s.heardWithin(time.Second) {
+		t.Fatal("reads right after a long silence count as hearing from the server")
+	}
+}
