@@ -8,4 +8,7 @@ require (
 	go.uber.org/goleak v1.3.0
 )
 
-require golang.org/x/sync v0.25.0 // indirect
+require golang.org/x/sync v0.25.0
+
+// go-zookeeper v1.0.4 with a fix for a data race on reconnect; see third_party/zk/PATCHED.md.
+replace github.com/go-zookeeper/zk => ./third_party/zk

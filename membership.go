@@ -352,8 +352,15 @@ func (f *follower) due() bool { return f.dirty && f.st.Connected && f.retryC == 
 // onState takes a new session state. A new session lost every watch: the
 // whole set is read again. A suspended session keeps the set as it was.
 func (f *follower) onState(next sessionState) {
-	if next.ID != f.st.ID && next.ID != 0 {
+	switch {
+	case next.ID != f.st.ID && next.ID != 0:
 		f.dirty, f.watch, f.pczxid = true, nil, 0
+	case next.Connected && !f.st.Connected && f.ready:
+		// Same session back: the client re-registers our watch, but with
+		// go-zookeeper v1.0.4 it may do so relative to a too-new zxid and miss
+		// a change made meanwhile (see third_party/zk/PATCHED.md). One list
+		// read, with the cache, costs little.
+		f.dirty = true
 	}
 	f.st = next
 }
