@@ -15,77 +15,86 @@ import (
 
 // BenchmarkFailover measures how long the next participant takes to learn
 // it leads after the leader resigns (cancels Elect's ctx) or closes its
-// session, with 3, 10 and 50 participants, side by side in one run with:
+// session, with 3, 10 and 50 participants, beside two baselines:
 //
 //   - floor: the protocol's least possible cost, a bare delete of a node on
 //     one session and the arrival of the watch on it at another;
 //   - zk-lock: go-zookeeper's own Lock used as an election, the hand-over
 //     from one holder's Unlock to the next holder's Lock returning.
 //
-// Latencies are reported as p50/p90/max in ms and p50 as a ratio to the
-// floor's p50; the election also reports watches fired per change.
+// Each iteration takes one sample of each of the four, in turn, so drift and
+// noise on a shared machine hit them alike. It reports p50/p90 in ms for
+// each, the p50 ratios to the floor and to zk-lock, and watches fired per
+// change of leader.
 //
-//	go test -run '^$' -bench BenchmarkFailover -benchtime 200x .
+//	go test -run '^$' -bench BenchmarkFailover -benchtime 300x .
 func BenchmarkFailover(b *testing.B) {
 	zkc := testzk.Shared(b)
-	var floor float64
-	b.Run("floor", func(b *testing.B) {
-		floor = p50(report(b, benchFloor(b, zkc)))
-	})
 	for _, n := range []int{3, 10, 50} {
-		for _, how := range []string{"resign", "close"} {
-			b.Run(fmt.Sprintf("%s/n=%d", how, n), func(b *testing.B) {
-				lat, watches := benchElection(b, zkc, n, how == "close")
-				reportRatio(b, report(b, lat), floor)
-				b.ReportMetric(watches, "watches/change")
-			})
-		}
-		b.Run(fmt.Sprintf("zk-lock/n=%d", n), func(b *testing.B) {
-			reportRatio(b, report(b, benchZKLock(b, zkc, n)), floor)
+		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
+			floor := newFloorSampler(b, zkc)
+			resign := newElectionSampler(b, zkc, n, false)
+			closing := newElectionSampler(b, zkc, n, true)
+			lock := newLockSampler(b, zkc, n)
+			defer resign.stop()
+			defer closing.stop()
+			defer lock.stop()
+			var fl, rs, cl, lk []time.Duration
+			for b.Loop() {
+				fl = append(fl, floor.sample())
+				rs = append(rs, resign.sample())
+				cl = append(cl, closing.sample())
+				lk = append(lk, lock.sample())
+			}
+			for _, m := range []struct {
+				name string
+				lat  []time.Duration
+			}{{"floor", fl}, {"resign", rs}, {"close", cl}, {"zk-lock", lk}} {
+				slices.Sort(m.lat)
+				b.ReportMetric(ms(m.lat, 0.5), m.name+"-p50-ms")
+				b.ReportMetric(ms(m.lat, 0.9), m.name+"-p90-ms")
+			}
+			b.ReportMetric(p50(rs)/p50(fl), "resign/floor")
+			b.ReportMetric(p50(cl)/p50(fl), "close/floor")
+			b.ReportMetric(p50(lk)/p50(fl), "zk-lock/floor")
+			b.ReportMetric(p50(rs)/p50(lk), "resign/zk-lock")
+			b.ReportMetric(p50(cl)/p50(lk), "close/zk-lock")
+			b.ReportMetric((resign.watchesPerChange()+closing.watchesPerChange())/2, "watches/change")
+			b.ReportMetric(0, "ns/op")
 		})
 	}
 }
 
-func report(b *testing.B, lat []time.Duration) []time.Duration {
-	slices.Sort(lat)
-	ms := func(q float64) float64 {
-		return float64(lat[min(int(q*float64(len(lat))), len(lat)-1)]) / 1e6
-	}
-	b.ReportMetric(ms(0.5), "p50-ms")
-	b.ReportMetric(ms(0.9), "p90-ms")
-	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
-	b.ReportMetric(0, "ns/op")
-	return lat
+func ms(sorted []time.Duration, q float64) float64 {
+	return float64(sorted[min(int(q*float64(len(sorted))), len(sorted)-1)]) / 1e6
 }
 
-func p50(lat []time.Duration) float64 { return float64(lat[len(lat)/2]) }
+func p50(sorted []time.Duration) float64 { return float64(sorted[len(sorted)/2]) }
 
-func reportRatio(b *testing.B, lat []time.Duration, floor float64) {
-	if floor > 0 {
-		b.ReportMetric(p50(lat)/floor, "p50/floor")
-	}
+type floorSampler struct {
+	a, w *zk.Conn
+	path string
 }
 
-func benchFloor(b *testing.B, zkc *testzk.Cluster) []time.Duration {
-	a, w := zkConnect(b, zkc.Addr(0)), zkConnect(b, zkc.Addr(0))
-	path := fmt.Sprintf("/bench-floor-%d", time.Now().UnixNano())
-	var lat []time.Duration
-	for b.Loop() {
-		if _, err := a.Create(path, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
-			b.Fatal(err)
-		}
-		_, _, ch, err := w.ExistsW(path)
-		if err != nil {
-			b.Fatal(err)
-		}
-		start := time.Now()
-		if err := a.Delete(path, -1); err != nil {
-			b.Fatal(err)
-		}
-		<-ch
-		lat = append(lat, time.Since(start))
+func newFloorSampler(b *testing.B, zkc *testzk.Cluster) *floorSampler {
+	return &floorSampler{a: zkConnect(b, zkc.Addr(0)), w: zkConnect(b, zkc.Addr(0)),
+		path: fmt.Sprintf("/bench-floor-%d", time.Now().UnixNano())}
+}
+
+func (f *floorSampler) sample() time.Duration {
+	if _, err := f.a.Create(f.path, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+		panic(err)
 	}
-	return lat
+	_, _, ch, err := f.w.ExistsW(f.path)
+	if err != nil {
+		panic(err)
+	}
+	start := time.Now()
+	if err := f.a.Delete(f.path, -1); err != nil {
+		panic(err)
+	}
+	<-ch
+	return time.Since(start)
 }
 
 type benchParticipant struct {
@@ -94,121 +103,147 @@ type benchParticipant struct {
 	id     string
 }
 
-func benchElection(b *testing.B, zkc *testzk.Cluster, n int, byClose bool) (lat []time.Duration, watchesPerChange float64) {
-	root := zkc.Root(b)
-	grants := make(chan string, 1024)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	var sessions []*Session
-	start := func(id string) *benchParticipant {
-		s := connect(b, root)
-		sessions = append(sessions, s)
-		ctx, cancel := context.WithCancel(context.Background())
-		ch, err := s.Elect(ctx, "/leader", WithID(id))
-		if err != nil {
-			b.Fatal(err)
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for l := range ch {
-				if l.IsLeader {
-					grants <- l.ID
-				}
-			}
-		}()
-		return &benchParticipant{sess: s, cancel: cancel, id: id}
-	}
-	var queue []*benchParticipant
-	for i := range n {
-		queue = append(queue, start(fmt.Sprintf("p%d", i)))
-	}
-	defer func() {
-		for _, p := range queue {
-			p.cancel()
-			p.sess.Close()
-		}
-	}()
-	if id := <-grants; id != queue[0].id {
-		b.Fatalf("%s leads, want %s", id, queue[0].id)
-	}
-	watches := func() (total int64) {
-		for _, s := range sessions {
-			total += s.stats.predWatches.Load()
-		}
-		return total
-	}
-	before := watches()
-	next := n
-	for b.Loop() {
-		leader := queue[0]
-		t0 := time.Now()
-		if byClose {
-			leader.sess.Close()
-		} else {
-			leader.cancel()
-		}
-		if id := <-grants; id != queue[1].id {
-			b.Fatalf("%s leads, want %s", id, queue[1].id)
-		}
-		lat = append(lat, time.Since(t0))
-		// Keep n participants: the one that left comes back at the end.
-		leader.cancel()
-		leader.sess.Close()
-		queue = append(queue[1:], start(fmt.Sprintf("p%d", next)))
-		next++
-	}
-	return lat, float64(watches()-before) / float64(len(lat))
+// electionSampler keeps n participants in one election; a sample makes the
+// leader leave and times the next one's grant, and the one that left joins
+// again at the back.
+type electionSampler struct {
+	b        *testing.B
+	root     string
+	byClose  bool
+	grants   chan string
+	wg       sync.WaitGroup
+	queue    []*benchParticipant
+	sessions []*Session
+	next     int
+	changes  int
 }
 
-// benchZKLock runs go-zookeeper's Lock as an election: n holders on n
+func newElectionSampler(b *testing.B, zkc *testzk.Cluster, n int, byClose bool) *electionSampler {
+	e := &electionSampler{b: b, root: zkc.Root(b), byClose: byClose, grants: make(chan string, 1024)}
+	for range n {
+		e.join()
+	}
+	if id := <-e.grants; id != e.queue[0].id {
+		b.Fatalf("%s leads, want %s", id, e.queue[0].id)
+	}
+	return e
+}
+
+func (e *electionSampler) join() {
+	s := connect(e.b, e.root)
+	e.sessions = append(e.sessions, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	id := fmt.Sprintf("p%d", e.next)
+	e.next++
+	ch, err := s.Elect(ctx, "/leader", WithID(id))
+	if err != nil {
+		e.b.Fatal(err)
+	}
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		for l := range ch {
+			if l.IsLeader {
+				e.grants <- l.ID
+			}
+		}
+	}()
+	e.queue = append(e.queue, &benchParticipant{sess: s, cancel: cancel, id: id})
+}
+
+func (e *electionSampler) sample() time.Duration {
+	leader := e.queue[0]
+	start := time.Now()
+	if e.byClose {
+		leader.sess.Close()
+	} else {
+		leader.cancel()
+	}
+	if id := <-e.grants; id != e.queue[1].id {
+		e.b.Fatalf("%s leads, want %s", id, e.queue[1].id)
+	}
+	took := time.Since(start)
+	e.changes++
+	leader.cancel()
+	leader.sess.Close()
+	e.queue = e.queue[1:]
+	e.join()
+	return took
+}
+
+func (e *electionSampler) watchesPerChange() float64 {
+	var total int64
+	for _, s := range e.sessions {
+		total += s.stats.predWatches.Load()
+	}
+	return float64(total) / float64(max(e.changes, 1))
+}
+
+func (e *electionSampler) stop() {
+	for _, p := range e.queue {
+		p.cancel()
+		p.sess.Close()
+	}
+	e.wg.Wait()
+}
+
+// lockSampler runs go-zookeeper's Lock as an election: n holders on n
 // connections queue for the lock, and each hands it over on request.
-func benchZKLock(b *testing.B, zkc *testzk.Cluster, n int) []time.Duration {
+type lockSampler struct {
+	acquired chan int
+	release  []chan struct{}
+	quit     chan struct{}
+	conns    []*zk.Conn
+	wg       sync.WaitGroup
+	holder   int
+}
+
+func newLockSampler(b *testing.B, zkc *testzk.Cluster, n int) *lockSampler {
 	path := fmt.Sprintf("/bench-lock-%d", time.Now().UnixNano())
-	acquired := make(chan int, n)
-	release := make([]chan struct{}, n)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var conns []*zk.Conn
+	l := &lockSampler{acquired: make(chan int, n), quit: make(chan struct{})}
 	for i := range n {
-		release[i] = make(chan struct{})
+		release := make(chan struct{})
+		l.release = append(l.release, release)
 		conn := zkConnect(b, zkc.Addr(0))
-		conns = append(conns, conn)
-		wg.Add(1)
+		l.conns = append(l.conns, conn)
+		l.wg.Add(1)
 		go func() {
-			defer wg.Done()
-			l := zk.NewLock(conn, path, zk.WorldACL(zk.PermAll))
+			defer l.wg.Done()
+			lock := zk.NewLock(conn, path, zk.WorldACL(zk.PermAll))
 			for {
-				if err := l.Lock(); err != nil {
+				if err := lock.Lock(); err != nil {
 					return
 				}
-				acquired <- i
+				l.acquired <- i
 				select {
-				case <-release[i]:
-					l.Unlock()
-				case <-stop:
-					l.Unlock()
+				case <-release:
+					lock.Unlock()
+				case <-l.quit:
+					lock.Unlock()
 					return
 				}
 			}
 		}()
 	}
-	holder := <-acquired
-	var lat []time.Duration
-	for b.Loop() {
-		t0 := time.Now()
-		release[holder] <- struct{}{}
-		holder = <-acquired
-		lat = append(lat, time.Since(t0))
-	}
-	close(stop)
+	l.holder = <-l.acquired
+	return l
+}
+
+func (l *lockSampler) sample() time.Duration {
+	start := time.Now()
+	l.release[l.holder] <- struct{}{}
+	l.holder = <-l.acquired
+	return time.Since(start)
+}
+
+func (l *lockSampler) stop() {
+	close(l.quit)
 	// The holder returns now; those still waiting in Lock return when their
 	// connections close.
-	for _, c := range conns {
+	for _, c := range l.conns {
 		c.Close()
 	}
-	wg.Wait()
-	return lat
+	l.wg.Wait()
 }
 
 // BenchmarkParticipantCost reports the goroutines and heap bytes each
@@ -242,5 +277,22 @@ func BenchmarkParticipantCost(b *testing.B) {
 			for range ch {
 			}
 		}
+	}
+}
+
+// report sorts lat and reports its p50, p90 and max in ms.
+func report(b *testing.B, lat []time.Duration) []time.Duration {
+	slices.Sort(lat)
+	b.ReportMetric(ms(lat, 0.5), "p50-ms")
+	b.ReportMetric(ms(lat, 0.9), "p90-ms")
+	b.ReportMetric(float64(lat[len(lat)-1])/1e6, "max-ms")
+	b.ReportMetric(0, "ns/op")
+	return lat
+}
+
+// reportRatio reports the p50 of sorted lat over a floor's p50.
+func reportRatio(b *testing.B, lat []time.Duration, floor float64) {
+	if floor > 0 {
+		b.ReportMetric(p50(lat)/floor, "p50/floor")
 	}
 }

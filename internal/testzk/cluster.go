@@ -183,6 +183,9 @@ func (c *Cluster) writeConfig(s *server) error {
 	// Without maxSessionTimeout ZooKeeper caps sessions at 20 ticks.
 	fmt.Fprintf(&b, "minSessionTimeout=%d\nmaxSessionTimeout=60000\n", 2*tick)
 	fmt.Fprintf(&b, "extendedTypesEnabled=true\nforceSync=no\n")
+	// Benchmarks and tests open many sessions from 127.0.0.1; the default
+	// limit is 60 per address.
+	fmt.Fprintf(&b, "maxClientCnxns=0\n")
 	if len(c.servers) > 1 {
 		for _, peer := range c.servers {
 			fmt.Fprintf(&b, "server.%d=127.0.0.1:%d:%d\n", peer.id, peer.quorumPort, peer.electionPort)
