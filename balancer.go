@@ -104,6 +104,9 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	case <-ctx.Done():
 		b.Close()
 		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, ctx.Err())
+	case <-s.closing: // the goroutine ends without a first result
+		b.Close()
+		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, ErrClosed)
 	}
 	return b, nil
 }

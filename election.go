@@ -611,6 +611,8 @@ func (s *Session) Observe(ctx context.Context, path string) (<-chan Participant,
 		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, ctx.Err())
+	case <-s.closing: // the goroutine ends without a first result
+		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, ErrClosed)
 	}
 	return out.C(), nil
 }

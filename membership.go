@@ -552,6 +552,8 @@ func (s *Session) Members(ctx context.Context, service string, opts ...RegistryO
 		}
 	case <-ctx.Done():
 		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ctx.Err())
+	case <-s.closing: // the goroutine ends without a first result
+		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ErrClosed)
 	}
 	return out.C(), nil
 }

@@ -489,3 +489,32 @@ func TestReadsAfterASilenceProveNothing(t *testing.T) {
 		t.Fatal("reads right after a long silence count as hearing from the server")
 	}
 }
+
+// A recipe started while the session closes returns ErrClosed; it does not
+// wait for a first result that will never come.
+func TestRecipesStartedAtCloseReturn(t *testing.T) {
+	zkc := testzk.Shared(t)
+	for i := range 20 {
+		s := connect(t, zkc.Root(t))
+		done := make(chan error, 4)
+		go func() { _, err := s.Members(context.Background(), "svc"); done <- err }()
+		go func() { _, err := s.Observe(context.Background(), "/leader"); done <- err }()
+		go func() { _, err := s.Balancer(context.Background(), "svc", nil); done <- err }()
+		go func() { _, err := s.Elect(context.Background(), "/leader", WithID("x")); done <- err }()
+		if i%2 == 0 {
+			s.Close()
+		} else {
+			go s.Close()
+		}
+		for range 4 {
+			select {
+			case err := <-done:
+				if err != nil && !errors.Is(err, ErrClosed) {
+					t.Fatalf("recipe started at Close: %v", err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("a recipe started while the session closed never returned")
+			}
+		}
+	}
+}
