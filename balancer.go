@@ -91,22 +91,14 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 		strategy: strategy,
 		policy:   newDownPolicy(o.threshold, o.window, o.duration),
 	}
-	first := make(chan error, 1)
-	if !s.recipes.Go(func() { defer close(b.done); defer stop(); l.run(runCtx, first) }) {
-		stop()
-		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, ErrClosed)
-	}
-	select {
-	case err := <-first:
-		if err != nil {
-			return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, err)
-		}
-	case <-ctx.Done():
-		b.Close()
-		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, ctx.Err())
-	case <-s.closing: // the goroutine ends without a first result
-		b.Close()
-		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, ErrClosed)
+	err = s.startRecipe(ctx, func(first chan<- error) {
+		defer close(b.done)
+		defer stop()
+		l.run(runCtx, first)
+	})
+	if err != nil {
+		stop() // its goroutine, if any, ends on its own
+		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, err)
 	}
 	return b, nil
 }

@@ -207,22 +207,15 @@ func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) 
 	// also when ctx ends while the node is being created.
 	runCtx, stop := context.WithCancel(ctx)
 	unregister := s.onClose(stop)
-	joined := make(chan error, 1)
-	if !s.recipes.Go(func() { defer unregister(); defer stop(); e.run(runCtx, joined) }) {
+	err = s.startRecipe(ctx, func(joined chan<- error) {
+		defer unregister()
+		defer stop()
+		e.run(runCtx, joined)
+	})
+	if err != nil {
 		stop()
-		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, ErrClosed)
-	}
-	select {
-	case err := <-joined:
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("lighthouse: elect %s: %w", path, err)
-		}
-	case <-ctx.Done():
-		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, ctx.Err())
-	case <-s.closing:
-		stop()
-		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, ErrClosed)
+		unregister()
+		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, err)
 	}
 	return e.out.C(), nil
 }
@@ -600,19 +593,8 @@ func (s *Session) Observe(ctx context.Context, path string) (<-chan Participant,
 		return nil, fmt.Errorf("lighthouse: observe: %w", err)
 	}
 	out := actor.NewOutbox[Participant](1, nil)
-	first := make(chan error, 1)
-	if !s.recipes.Go(func() { s.observe(ctx, path, out, first) }) {
-		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, ErrClosed)
-	}
-	select {
-	case err := <-first:
-		if err != nil {
-			return nil, fmt.Errorf("lighthouse: observe %s: %w", path, err)
-		}
-	case <-ctx.Done():
-		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, ctx.Err())
-	case <-s.closing: // the goroutine ends without a first result
-		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, ErrClosed)
+	if err := s.startRecipe(ctx, func(first chan<- error) { s.observe(ctx, path, out, first) }); err != nil {
+		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, err)
 	}
 	return out.C(), nil
 }

@@ -541,19 +541,8 @@ func (s *Session) Members(ctx context.Context, service string, opts ...RegistryO
 		return nil, fmt.Errorf("lighthouse: members: %w", err)
 	}
 	out := actor.NewOutbox[[]Node](1, nil)
-	first := make(chan error, 1)
-	if !s.recipes.Go(func() { s.members(ctx, f, out, first) }) {
-		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ErrClosed)
-	}
-	select {
-	case err := <-first:
-		if err != nil {
-			return nil, fmt.Errorf("lighthouse: members %s: %w", service, err)
-		}
-	case <-ctx.Done():
-		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ctx.Err())
-	case <-s.closing: // the goroutine ends without a first result
-		return nil, fmt.Errorf("lighthouse: members %s: %w", service, ErrClosed)
+	if err := s.startRecipe(ctx, func(first chan<- error) { s.members(ctx, f, out, first) }); err != nil {
+		return nil, fmt.Errorf("lighthouse: members %s: %w", service, err)
 	}
 	return out.C(), nil
 }
