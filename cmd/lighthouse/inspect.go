@@ -234,21 +234,13 @@ func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f 
 	if !f.watch {
 		return nil
 	}
-	for {
-		_, changed, err := s.ChildrenW(ctx, path)
-		if err != nil {
-			return ignoreCancel(ctx, err)
+	return followChildren(ctx, s, path, func() error {
+		ps, err := read()
+		if err == nil {
+			show(ps)
 		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return nil
-		}
-		if ps, err = read(); err != nil {
-			return ignoreCancel(ctx, err)
-		}
-		show(ps)
-	}
+		return err
+	})
 }
 
 type nodeJSON struct {
@@ -312,10 +304,22 @@ func runServices(ctx context.Context, s *lighthouse.Session, _ string, f *inspec
 	if !f.watch {
 		return nil
 	}
+	return followChildren(ctx, s, "/services", func() error {
+		names, err := read()
+		if err == nil {
+			show(names)
+		}
+		return err
+	})
+}
+
+// followChildren calls update each time the children of path change, or
+// path comes into existence, until ctx ends: the loop behind --watch.
+func followChildren(ctx context.Context, s *lighthouse.Session, path string, update func() error) error {
 	for {
-		_, changed, err := s.ChildrenW(ctx, "/services")
+		_, changed, err := s.ChildrenW(ctx, path)
 		if errors.Is(err, lighthouse.ErrNoNode) {
-			_, _, changed, err = s.ExistsW(ctx, "/services")
+			_, _, changed, err = s.ExistsW(ctx, path)
 		}
 		if err != nil {
 			return ignoreCancel(ctx, err)
@@ -325,10 +329,9 @@ func runServices(ctx context.Context, s *lighthouse.Session, _ string, f *inspec
 		case <-ctx.Done():
 			return nil
 		}
-		if names, err = read(); err != nil {
+		if err := update(); err != nil {
 			return ignoreCancel(ctx, err)
 		}
-		show(names)
 	}
 }
 
