@@ -268,6 +268,12 @@ func TestBarrierSessionExpiresWhileWaiting(t *testing.T) {
 	expiring := g.enter(ctx, 0)
 	waiting := g.enter(ctx, 1)
 	g.awaitNodes("p00", "p01")
+	// The server answers a session in order: once this read is answered,
+	// p00 has the reply to its create. (Expired before that, the reply is
+	// lost, p00 cannot know it had a node, and rightly enters again.)
+	if _, _, err := g.sess[0].Exists(ctx, "/"); err != nil {
+		t.Fatal(err)
+	}
 	if err := proxy.Expire(ctx); err != nil {
 		t.Fatal(err)
 	}
