@@ -755,7 +755,16 @@ func (c *Conn) sendData(req *request) error {
 	_, err = c.conn.Write(c.buf[:n+4])
 	c.conn.SetWriteDeadline(time.Time{})
 	if err != nil {
-		req.recvChan <- response{-1, err}
+		// Answer the request once: take it out of the pending map first, or
+		// flushRequests answers it again after the loop ends, blocks on its
+		// full channel and never lets the connection loop finish.
+		c.requestsLock.Lock()
+		_, pending := c.requests[req.xid]
+		delete(c.requests, req.xid)
+		c.requestsLock.Unlock()
+		if pending {
+			req.recvChan <- response{-1, err}
+		}
 		c.conn.Close()
 		return err
 	}
