@@ -93,6 +93,7 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	}
 	err = s.startRecipe(ctx, func(first chan<- error) {
 		defer close(b.done)
+		defer b.errs.Close() // ReportError after the end keeps nothing
 		defer stop()
 		l.run(runCtx, first)
 	})

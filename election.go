@@ -131,7 +131,8 @@ type Leadership struct {
 	// the session closes. It is already done when IsLeader is false.
 	Context context.Context
 
-	e *election
+	e     *election
+	grant uint64 // which grant of e this is: a Leadership names one grant, not one token
 }
 
 // Release gives up this leadership but stays in the election: the
@@ -140,7 +141,7 @@ type Leadership struct {
 // already ended.
 func (l Leadership) Release() {
 	if l.e != nil && l.IsLeader {
-		l.e.releases.Put(l.Token)
+		l.e.releases.Put(l.grant)
 	}
 }
 
@@ -228,7 +229,7 @@ type election struct {
 	data []byte
 
 	out      *actor.Outbox[Leadership]
-	releases actor.Mailbox[int64] // tokens to release
+	releases actor.Mailbox[uint64] // grants to release
 	ctx      context.Context      // run's: leaderships derive from it
 
 	node     string // our node's name, "" when we have none
@@ -236,10 +237,12 @@ type election struct {
 	session  int64  // the session our node belongs to
 	czxid    int64  // our node's creation zxid: the token when leading
 	orphans  []string
+	self     <-chan zk.Event // watch on our own node, nil if none
 	pred     <-chan zk.Event // watch on our predecessor, nil if none
 	predLead bool            // our predecessor is the leader
 
 	leading bool
+	grant   uint64 // counts grants; the current one while leading
 	cancel  context.CancelFunc
 	last    Leadership
 	names   map[string]string // node name -> participant ID, for Leader
@@ -287,9 +290,10 @@ func (e *election) findPending() (bool, error) {
 	return false, nil
 }
 
-// adopt makes name our node and reads its creation zxid, the token.
+// adopt makes name our node, reads its creation zxid (the token) and
+// watches it, so that we learn at once if someone else deletes it.
 func (e *election) adopt(name string) error {
-	ok, st, err := e.s.conn.Exists(e.s.abs(joinPath(e.path, name)))
+	ok, st, ch, err := e.s.conn.ExistsW(e.s.abs(joinPath(e.path, name)))
 	if err == nil && !ok {
 		err = zk.ErrNoNode
 	}
@@ -298,7 +302,7 @@ func (e *election) adopt(name string) error {
 		e.guid = ""
 		return err
 	}
-	e.node, e.czxid, e.session, e.guid = name, st.Czxid, st.EphemeralOwner, ""
+	e.node, e.czxid, e.session, e.guid, e.self = name, st.Czxid, st.EphemeralOwner, "", ch
 	return nil
 }
 
@@ -309,6 +313,7 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 	states, unsubscribe := e.s.state.Subscribe()
 	defer unsubscribe()
 	defer e.out.Close()
+	defer e.releases.Close()
 
 	retry := newBackoff()
 	var retryC <-chan time.Time
@@ -359,13 +364,28 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 				e.revoke()
 			}
 			if next.ID != e.session && next.ID != 0 {
-				e.node, e.pred = "", nil // our node died with the old session
+				e.drop() // our node died with the old session
 			}
 			st, dirty = next, true
+		case ev := <-e.self:
+			e.self = nil
+			switch ev.Type {
+			case zk.EventNodeDeleted:
+				// Someone else deleted our node: whoever is next may lead
+				// now, so we must not. Join again at the back.
+				e.revoke()
+				e.drop()
+				dirty = true
+			case zk.EventNodeDataChanged:
+				dirty = true // re-arm the watch
+			default:
+				// The session ended: its state change tells us what to do,
+				// and a look now would block on a connection being rebuilt.
+			}
 		case ev := <-e.pred:
 			e.pred = nil
 			e.s.stats.predWatches.Add(1)
-			if ev.Type == zk.EventNodeDeleted && e.predLead && st.Connected {
+			if ev.Type == zk.EventNodeDeleted && e.predLead && st.Connected && e.selfIntact() {
 				// Our predecessor led; nothing can have come in between, so
 				// we lead now, without another read.
 				e.lead(e.id)
@@ -373,11 +393,11 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 			}
 			dirty = true
 		case <-e.releases.Ready():
-			for _, token := range e.releases.Take() {
-				if e.leading && token == e.czxid {
+			for _, grant := range e.releases.Take() {
+				if e.leading && grant == e.grant {
 					e.revoke()
 					e.orphans = append(e.orphans, e.node)
-					e.node, e.pred = "", nil
+					e.drop()
 					dirty = true
 				}
 			}
@@ -402,6 +422,15 @@ func (e *election) check(st sessionState) error {
 			return err
 		}
 	}
+	if e.self == nil { // re-arm the watch on our node (its data changed)
+		if err := e.adopt(e.node); err != nil {
+			if err == zk.ErrNoNode {
+				e.drop()
+				return e.check(st)
+			}
+			return err
+		}
+	}
 	for {
 		children, _, err := e.s.conn.Children(e.s.abs(e.path))
 		if err != nil {
@@ -415,7 +444,7 @@ func (e *election) check(st sessionState) error {
 			}
 		}
 		if me < 0 {
-			e.node = "" // deleted behind our back: join again
+			e.drop() // deleted behind our back: join again
 			return e.check(st)
 		}
 		if me == 0 {
@@ -466,8 +495,9 @@ func (e *election) lead(leader string) {
 	// Derived from run's context, so cancelling Elect's ctx ends the
 	// leadership at that instant, before the node is deleted.
 	ctx, cancel := context.WithCancel(e.ctx)
+	e.grant++
 	e.leading, e.cancel = true, cancel
-	e.publish(Leadership{ID: e.id, IsLeader: true, Leader: leader, Token: e.czxid, Context: ctx, e: e})
+	e.publish(Leadership{ID: e.id, IsLeader: true, Leader: leader, Token: e.czxid, Context: ctx, e: e, grant: e.grant})
 	e.s.emit(Event{Type: EventElected, SessionID: e.session, Path: e.path})
 }
 
@@ -482,8 +512,31 @@ func (e *election) revoke() {
 	e.s.emit(Event{Type: EventRevoked, SessionID: e.session, Path: e.path})
 }
 
+// drop forgets our node and the watches that go with it.
+func (e *election) drop() {
+	e.node, e.self, e.pred = "", nil, nil
+}
+
+// selfIntact reports whether our node's watch has not fired. The client
+// delivers watch events in the server's order, so if our node was deleted
+// before our predecessor, that event is already waiting here when the
+// predecessor's arrives.
+func (e *election) selfIntact() bool {
+	select {
+	case ev := <-e.self:
+		e.self = nil
+		if ev.Type == zk.EventNodeDeleted {
+			e.revoke()
+			e.drop()
+		}
+		return false // look again (and re-arm the watch)
+	default:
+		return e.self != nil
+	}
+}
+
 func (e *election) publish(l Leadership) {
-	if l.IsLeader == e.last.IsLeader && l.Leader == e.last.Leader && l.Token == e.last.Token && e.last.ID != "" {
+	if l.IsLeader == e.last.IsLeader && l.Leader == e.last.Leader && l.Token == e.last.Token && l.grant == e.last.grant && e.last.ID != "" {
 		return
 	}
 	e.last = l
@@ -494,7 +547,7 @@ func (e *election) publish(l Leadership) {
 func (e *election) leave() {
 	if e.node != "" {
 		e.orphans = append(e.orphans, e.node)
-		e.node = ""
+		e.drop()
 	}
 	for _, n := range e.orphans {
 		e.s.deleteEphemeral(joinPath(e.path, n), e.session)

@@ -63,11 +63,14 @@ func (a *Actor) Err() error {
 
 // Mailbox is an unbounded FIFO of messages for one receiving actor. Put never
 // blocks and never drops; the receiver waits on Ready and then takes
-// everything queued with Take. The zero value is ready to use.
+// everything queued with Take. The zero value is ready to use. Once the
+// receiver has ended it closes the mailbox, and Put drops what it is given:
+// a sender that outlives the receiver never grows a queue nobody reads.
 type Mailbox[M any] struct {
-	mu    sync.Mutex
-	queue []M
-	ready chan struct{}
+	mu     sync.Mutex
+	queue  []M
+	ready  chan struct{}
+	closed bool
 }
 
 func (m *Mailbox[M]) init() {
@@ -76,9 +79,14 @@ func (m *Mailbox[M]) init() {
 	}
 }
 
-// Put appends msg to the mailbox and wakes the receiver.
+// Put appends msg to the mailbox and wakes the receiver. After Close it does
+// nothing.
 func (m *Mailbox[M]) Put(msg M) {
 	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
 	m.init()
 	m.queue = append(m.queue, msg)
 	m.mu.Unlock()
@@ -104,6 +112,21 @@ func (m *Mailbox[M]) Take() []M {
 	q := m.queue
 	m.queue = nil
 	return q
+}
+
+// Close discards what is queued and makes every later Put do nothing. The
+// receiver calls it when it stops reading. It is idempotent.
+func (m *Mailbox[M]) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.closed, m.queue = true, nil
+}
+
+// Len returns how many messages are queued.
+func (m *Mailbox[M]) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.queue)
 }
 
 // Outbox sends values from one owner to one reader without ever blocking the

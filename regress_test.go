@@ -1,0 +1,183 @@
+package lighthouse
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+)
+
+// Regression tests for bugs found by using the library as a hostile newcomer
+// would. Each failed before its fix.
+
+// A leader whose node another session deletes must stop leading at once and
+// rejoin: otherwise the next participant leads too, and both stay leaders.
+func TestLeaderNodeDeletedByAnotherSessionRevokes(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	a, b, op := connect(t, root), connect(t, root), connect(t, root)
+	ctx := testCtx(t)
+	ach, err := a.Elect(ctx, "/leader", WithID("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	la := awaitLeadership(t, ach, func(l Leadership) bool { return l.IsLeader })
+	bch, err := b.Elect(ctx, "/leader", WithID("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitLeadership(t, bch, func(l Leadership) bool { return !l.IsLeader && l.Leader == "a" })
+
+	ps, err := op.Participants(ctx, "/leader")
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("participants: %+v %v", ps, err)
+	}
+	if err := op.Delete(ctx, "/leader/"+ps[0].Node, AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	awaitLeadership(t, bch, func(l Leadership) bool { return l.IsLeader })
+	select {
+	case <-la.Context.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("a still leads after its node was deleted")
+	}
+	// a rejoined, behind b.
+	awaitLeadership(t, ach, func(l Leadership) bool { return !l.IsLeader && l.Leader == "b" })
+	ps, err = op.Participants(ctx, "/leader")
+	if err != nil || len(ps) != 2 || ps[0].ID != "b" || ps[1].ID != "a" {
+		t.Fatalf("participants after a rejoined: %+v %v", ps, err)
+	}
+}
+
+// A follower whose node is deleted must not lead on its predecessor's
+// deletion without a node of its own.
+func TestFollowerNodeDeletedRejoins(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	a, b, op := connect(t, root), connect(t, root), connect(t, root)
+	ctx := testCtx(t)
+	actx, leaveA := context.WithCancel(ctx)
+	defer leaveA()
+	ach, err := a.Elect(actx, "/leader", WithID("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitLeadership(t, ach, func(l Leadership) bool { return l.IsLeader })
+	bch, err := b.Elect(ctx, "/leader", WithID("b"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitLeadership(t, bch, func(l Leadership) bool { return !l.IsLeader && l.Leader == "a" })
+	ps, err := op.Participants(ctx, "/leader")
+	if err != nil || len(ps) != 2 {
+		t.Fatalf("participants: %+v %v", ps, err)
+	}
+	if err := op.Delete(ctx, "/leader/"+ps[1].Node, AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	// b notices and creates a new node; then a leaves and b leads on it.
+	awaitQueue(t, op, "/leader", func(ps []Participant) bool {
+		return len(ps) == 2 && ps[1].ID == "b" && ps[1].Node != ps[0].Node
+	})
+	leaveA()
+	l := awaitLeadership(t, bch, func(l Leadership) bool { return l.IsLeader })
+	ps, err = op.Participants(ctx, "/leader")
+	if err != nil || len(ps) != 1 || ps[0].ID != "b" || ps[0].Token != l.Token {
+		t.Fatalf("b leads with token %d, participants %+v %v", l.Token, ps, err)
+	}
+}
+
+// Release on a Leadership from before a connection blip must not end the
+// leadership granted again after it.
+func TestStaleReleaseKeepsNewLeadership(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
+	ch, err := s.Elect(testCtx(t), "/leader", WithID("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := awaitLeadership(t, ch, func(l Leadership) bool { return l.IsLeader })
+	proxy.Cut()
+	awaitLeadership(t, ch, func(l Leadership) bool { return !l.IsLeader })
+	proxy.Heal()
+	second := awaitLeadership(t, ch, func(l Leadership) bool { return l.IsLeader })
+	if second.Token != first.Token {
+		t.Fatalf("same session, same node: token %d, want %d", second.Token, first.Token)
+	}
+	first.Release()
+	select {
+	case <-second.Context.Done():
+		t.Fatal("releasing the earlier leadership ended the current one")
+	case <-time.After(time.Second):
+	}
+	// The current one is released as usual.
+	second.Release()
+	select {
+	case <-second.Context.Done():
+	case <-time.After(5 * time.Second):
+		t.Fatal("Release did not end the current leadership")
+	}
+}
+
+// ReportError after the Balancer or its Session is closed must not queue
+// anything.
+func TestReportErrorAfterCloseKeepsNothing(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s := connect(t, root)
+	b := newBalancer(t, s, "api", nil)
+	b.Close()
+	for range 10000 {
+		b.ReportError("x")
+	}
+	if n := b.errs.Len(); n != 0 {
+		t.Fatalf("%d reports queued after Close", n)
+	}
+	b2 := newBalancer(t, s, "api", nil)
+	s.Close()
+	<-b2.done
+	for range 10000 {
+		b2.ReportError("x")
+	}
+	if n := b2.errs.Len(); n != 0 {
+		t.Fatalf("%d reports queued after the session closed", n)
+	}
+}
+
+// awaitLeadership reads ch until a value satisfies ok.
+func awaitLeadership(t testing.TB, ch <-chan Leadership, ok func(Leadership) bool) Leadership {
+	t.Helper()
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case l, open := <-ch:
+			if !open {
+				t.Fatal("leadership channel closed")
+			}
+			if ok(l) {
+				return l
+			}
+		case <-timeout:
+			t.Fatal("leadership state not reached")
+		}
+	}
+}
+
+// awaitQueue polls, with a deadline, until ok holds.
+func awaitQueue(t testing.TB, s *Session, path string, ok func([]Participant) bool) []Participant {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ps, err := s.Participants(testCtx(t), path)
+		if err == nil && ok(ps) {
+			return ps
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("participants not reached: %+v %v", ps, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
