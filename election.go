@@ -230,7 +230,7 @@ type election struct {
 
 	out      *actor.Outbox[Leadership]
 	releases actor.Mailbox[uint64] // grants to release
-	ctx      context.Context      // run's: leaderships derive from it
+	ctx      context.Context       // run's: leaderships derive from it
 
 	node     string // our node's name, "" when we have none
 	guid     string // the UUID of a create not yet known to have worked
