@@ -352,6 +352,29 @@ func (tr *trial) start(m *member) error {
 	return nil
 }
 
+// deleteNodes deletes id's election and registration nodes from the
+// harness's session and says what it deleted.
+func (tr *trial) deleteNodes(id string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	var done []string
+	ps, err := tr.sess.Participants(ctx, "/election")
+	if err != nil {
+		return err.Error()
+	}
+	for _, p := range ps {
+		if p.ID == id {
+			if err := tr.sess.Delete(ctx, "/election/"+p.Node, lighthouse.AnyVersion); err == nil {
+				done = append(done, p.Node)
+			}
+		}
+	}
+	if err := tr.sess.Delete(ctx, "/services/svc/"+id, lighthouse.AnyVersion); err == nil {
+		done = append(done, "/services/svc/"+id)
+	}
+	return strings.Join(done, ", ")
+}
+
 // leader returns the election's leader as ZooKeeper has it, "" if none.
 func (tr *trial) leader() string {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -380,7 +403,7 @@ func between(rng *rand.Rand, lo, hi time.Duration) time.Duration {
 	return lo + time.Duration(rng.Int64N(int64(hi-lo)))
 }
 
-var participantFaults = []string{"sigkill", "pause-long", "pause-short", "proxy-cut", "proxy-stall", "proxy-cut-one", "proxy-delay"}
+var participantFaults = []string{"sigkill", "pause-long", "pause-short", "proxy-cut", "proxy-stall", "proxy-cut-one", "proxy-delay", "delete-nodes"}
 
 func (tr *trial) participantLane(rng *rand.Rand, deadline time.Time) {
 	time.Sleep(between(rng, 500*time.Millisecond, 1500*time.Millisecond))
@@ -444,6 +467,11 @@ func (tr *trial) participantLane(rng *rand.Rand, deadline time.Time) {
 			tr.note("cut %s's proxy to server %d for %v", p.Proc, i, hold)
 			time.Sleep(hold)
 			m.proxies[i].Heal()
+		case "delete-nodes":
+			// An operator deletes the participant's election and
+			// registration nodes from another session: the participant
+			// must stop leading at once and come back on new nodes.
+			tr.note("delete %s's nodes: %s", p.Proc, tr.deleteNodes(m.id))
 		case "proxy-delay":
 			d := between(rng, 10*time.Millisecond, 300*time.Millisecond)
 			hold := between(rng, 500*time.Millisecond, 3*time.Second)
