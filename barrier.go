@@ -94,10 +94,10 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %w", path, ErrInvalidID, err)
 	}
 	if o.id == readyName {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w %q: reserved for the ready node", path, ErrInvalidID, o.id)
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w %s: reserved for the ready node", path, ErrInvalidID, quote(o.id))
 	}
-	if len(o.data) > MaxDataSize {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %d bytes, at most %d", path, ErrDataTooLarge, len(o.data), MaxDataSize)
+	if err := s.checkWrite(joinPath(path, o.id), o.data, s.acl); err != nil {
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
 	}
 	b := &Barrier{
 		s:     s,
@@ -113,7 +113,7 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 	}
 	// Fail early on a taken ID; Enter checks again when it creates our node.
 	if _, taken := s.claims.Load(b.node); taken {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %q in this process", path, ErrDuplicateID, b.id)
+		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %s in this process", path, ErrDuplicateID, quote(b.id))
 	}
 	ok, st, err := s.Exists(ctx, b.node)
 	if err != nil {
@@ -127,9 +127,9 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 
 func duplicateID(id string, owner int64) error {
 	if owner == 0 {
-		return fmt.Errorf("%w: %q is a persistent node", ErrDuplicateID, id)
+		return fmt.Errorf("%w: %s is a persistent node", ErrDuplicateID, quote(id))
 	}
-	return fmt.Errorf("%w: %q belongs to session 0x%x", ErrDuplicateID, id, owner)
+	return fmt.Errorf("%w: %s belongs to session 0x%x", ErrDuplicateID, quote(id), owner)
 }
 
 // ID returns this participant's ID.
@@ -161,7 +161,7 @@ func (b *Barrier) Enter(ctx context.Context) error {
 		return nil
 	}
 	if _, taken := b.s.claims.LoadOrStore(b.node, struct{}{}); taken {
-		return fmt.Errorf("lighthouse: barrier %s: enter: %w: %q in this process", b.path, ErrDuplicateID, b.id)
+		return fmt.Errorf("lighthouse: barrier %s: enter: %w: %s in this process", b.path, ErrDuplicateID, quote(b.id))
 	}
 	b.claimed = true
 	if err := b.wait(ctx, b.enterStep); err != nil {

@@ -127,15 +127,6 @@ func (jsonCodec[T]) Decode(data []byte) (T, error) {
 	return v, nil
 }
 
-// quote shows the start of data in an error message.
-func quote(data []byte) string {
-	const most = 32
-	if len(data) > most {
-		return strconv.Quote(string(data[:most])) + "..."
-	}
-	return strconv.Quote(string(data))
-}
-
 // GetAs is Get decoding the node's data with c. If the data cannot be
 // decoded, the error is an *OpError (Op "decode", Path the node) wrapping
 // ErrDecode, and the node's stat is returned with it, so the caller can

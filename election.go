@@ -88,7 +88,7 @@ func validateID(id string) error {
 	case len(id) > MaxIDLength:
 		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidID, len(id), MaxIDLength)
 	case strings.ContainsAny(id, "\x00/"):
-		return fmt.Errorf("%w %q: contains NUL or '/'", ErrInvalidID, id)
+		return fmt.Errorf("%w %s: contains NUL or '/'", ErrInvalidID, quote(id))
 	}
 	return nil
 }
@@ -194,8 +194,10 @@ func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) 
 		return nil, fmt.Errorf("lighthouse: elect: %w", err)
 	}
 	data := encodeParticipant(o.id, o.data)
-	if len(data) > MaxDataSize {
-		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, ErrDataTooLarge)
+	// The node's name as the server makes it: a UUID and 10 digits added.
+	node := joinPath(path, protectedPrefix+newUUID()+"-"+latchName+"0000000000")
+	if err := s.checkWrite(node, data, s.acl); err != nil {
+		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, err)
 	}
 	e := &election{
 		s:    s,

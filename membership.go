@@ -109,10 +109,10 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 	if n.Data, err = o.encode(service, n.ID, n.Data); err != nil {
 		return nil, fmt.Errorf("lighthouse: register %s/%s: %w", service, n.ID, err)
 	}
-	if len(n.Data) > MaxDataSize {
-		return nil, fmt.Errorf("lighthouse: register %s/%s: %w: %d bytes, at most %d", service, n.ID, ErrDataTooLarge, len(n.Data), MaxDataSize)
-	}
 	path := joinPath(dir, n.ID)
+	if err := s.checkWrite(path, n.Data, s.acl); err != nil {
+		return nil, fmt.Errorf("lighthouse: register %s: %w", service, err)
+	}
 	if _, taken := s.claims.LoadOrStore(path, struct{}{}); taken {
 		return nil, fmt.Errorf("lighthouse: register %s: %w in this process", path, ErrAlreadyRegistered)
 	}

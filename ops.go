@@ -33,8 +33,36 @@ var (
 )
 
 // MaxDataSize is the most data a node can hold with ZooKeeper's default
-// jute.maxbuffer (1 MiB, less room for the request around it).
+// jute.maxbuffer (1 MiB, less room for the request around it). The whole
+// request must fit too: a long path leaves less room for data.
 const MaxDataSize = 1<<20 - 1024
+
+// maxPacket is the largest request ZooKeeper accepts with its default
+// jute.maxbuffer. The server drops the connection on a larger one, so one is
+// never sent.
+const maxPacket = 0xfffff
+
+// checkWrite checks that a create or set of data at path (the caller's,
+// without the chroot) is valid and fits in one request. Over the limit the
+// error is ErrDataTooLarge, naming it.
+func (s *Session) checkWrite(path string, data []byte, acl []zk.ACL) error {
+	if err := ValidatePath(path); err != nil {
+		return err
+	}
+	if len(data) > MaxDataSize {
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrDataTooLarge, len(data), MaxDataSize)
+	}
+	// A create is the larger: header, path, data, ACL, flags.
+	n := 8 + 4 + len(s.chroot) + len(path) + 4 + len(data) + 4 + 4
+	for _, a := range acl {
+		n += 4 + 4 + len(a.Scheme) + 4 + len(a.ID)
+	}
+	if n > maxPacket {
+		return fmt.Errorf("%w: a request of %d bytes (path %d, data %d), over ZooKeeper's limit of %d (jute.maxbuffer)",
+			ErrDataTooLarge, n, len(s.chroot)+len(path), len(data), maxPacket)
+	}
+	return nil
+}
 
 // AnyVersion matches every version in Set and Delete.
 const AnyVersion int32 = -1
@@ -46,7 +74,13 @@ type OpError struct {
 	Err  error  // one of the Err* values above, or another cause
 }
 
-func (e *OpError) Error() string { return "lighthouse: " + e.Op + " " + e.Path + ": " + e.Err.Error() }
+func (e *OpError) Error() string {
+	p := e.Path
+	if len(p) > maxQuote {
+		p = quote(p)
+	}
+	return "lighthouse: " + e.Op + " " + p + ": " + e.Err.Error()
+}
 func (e *OpError) Unwrap() error { return e.Err }
 
 var zkErrors = map[error]error{
@@ -196,8 +230,8 @@ func (s *Session) Create(ctx context.Context, path string, data []byte, mode Cre
 	if err != nil {
 		return "", &OpError{Op: "create", Path: path, Err: err}
 	}
-	if len(data) > MaxDataSize {
-		return "", &OpError{Op: "create", Path: path, Err: fmt.Errorf("%w: %d bytes, at most %d", ErrDataTooLarge, len(data), MaxDataSize)}
+	if err := s.checkWrite(path, data, o.acl); err != nil {
+		return "", &OpError{Op: "create", Path: path, Err: err}
 	}
 	if path == "/" {
 		return "", &OpError{Op: "create", Path: path, Err: ErrNodeExists}
@@ -259,8 +293,8 @@ type Stat = zk.Stat
 // any), and returns the new stat. A mismatch gives ErrBadVersion: this is
 // ZooKeeper's compare-and-set.
 func (s *Session) Set(ctx context.Context, path string, data []byte, version int32) (*Stat, error) {
-	if len(data) > MaxDataSize {
-		return nil, &OpError{Op: "set", Path: path, Err: fmt.Errorf("%w: %d bytes, at most %d", ErrDataTooLarge, len(data), MaxDataSize)}
+	if err := s.checkWrite(path, data, nil); err != nil {
+		return nil, &OpError{Op: "set", Path: path, Err: err}
 	}
 	return do(ctx, s, "set", path, func() (*Stat, error) {
 		st, err := s.conn.Set(s.abs(path), data, version)

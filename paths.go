@@ -19,10 +19,12 @@ var ErrInvalidPath = errors.New("lighthouse: invalid path")
 // segment, valid UTF-8 without control characters or the code points
 // ZooKeeper forbids. The error wraps ErrInvalidPath.
 func ValidatePath(p string) error {
-	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidPath, p, why) }
+	bad := func(why string) error { return fmt.Errorf("%w %s: %s", ErrInvalidPath, quote(p), why) }
 	switch {
 	case p == "":
 		return bad("empty")
+	case len(p) > maxPacket:
+		return bad(fmt.Sprintf("%d bytes, over ZooKeeper's request limit of %d", len(p), maxPacket))
 	case p[0] != '/':
 		return bad("not absolute")
 	case p == "/":
@@ -55,12 +57,29 @@ func validateName(kind, name string) error {
 		return fmt.Errorf("%w: empty %s", ErrInvalidPath, kind)
 	}
 	if strings.Contains(name, "/") {
-		return fmt.Errorf("%w: %s %q contains '/'", ErrInvalidPath, kind, name)
+		return fmt.Errorf("%w: %s %s contains '/'", ErrInvalidPath, kind, quote(name))
 	}
 	if err := ValidatePath("/" + name); err != nil {
-		return fmt.Errorf("%s %q: %w", kind, name, err)
+		return fmt.Errorf("%s %s: %w", kind, quote(name), err)
 	}
 	return nil
+}
+
+// maxQuote bounds how much of a caller's string an error message quotes.
+const maxQuote = 100
+
+// quote quotes s for an error message, cut to maxQuote bytes: messages stay
+// readable whatever the caller passed.
+func quote[T string | []byte](b T) string {
+	s := string(b[:min(len(b), maxQuote+utf8.UTFMax)])
+	if len(b) <= maxQuote {
+		return strconv.Quote(s)
+	}
+	cut := maxQuote
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + fmt.Sprintf("... (%d bytes)", len(b))
 }
 
 // joinPath joins a parent path and a child name.
@@ -74,7 +93,7 @@ func joinPath(parent, child string) string {
 // parseConnectString splits "h1:p1,h2:p2/chroot" into host:port addresses
 // and a chroot ("" when none).
 func parseConnectString(s string) (hosts []string, chroot string, err error) {
-	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidConnectString, s, why) }
+	bad := func(why string) error { return fmt.Errorf("%w %s: %s", ErrInvalidConnectString, quote(s), why) }
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, "", bad("empty")
@@ -99,15 +118,15 @@ func parseConnectString(s string) (hosts []string, chroot string, err error) {
 			// No port: take the default, unless it looks like a bare IPv6
 			// address or something else SplitHostPort rejects for cause.
 			if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
-				return nil, "", bad(fmt.Sprintf("host %q: %v", h, err))
+				return nil, "", bad(fmt.Sprintf("host %s: %v", quote(h), err))
 			}
 			host, port = strings.Trim(h, "[]"), "2181"
 		}
 		if host == "" || strings.ContainsAny(host, " \t[]") {
-			return nil, "", bad(fmt.Sprintf("host %q", h))
+			return nil, "", bad(fmt.Sprintf("host %s", quote(h)))
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, "", bad(fmt.Sprintf("port %q", port))
+			return nil, "", bad(fmt.Sprintf("port %s", quote(port)))
 		}
 		hosts = append(hosts, net.JoinHostPort(host, port))
 	}

@@ -2,6 +2,8 @@ package lighthouse
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -179,5 +181,52 @@ func awaitQueue(t testing.TB, s *Session, path string, ok func([]Participant) bo
 			t.Fatalf("participants not reached: %+v %v", ps, err)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// A request over ZooKeeper's packet limit makes the server drop the
+// connection: it must fail before it is sent, with a lasting error, and
+// error messages must not quote megabytes.
+func TestOversizedRequestsFailBeforeSending(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s := connect(t, root)
+	events := s.Events(testCtx(t))
+	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+	defer cancel()
+
+	big := make([]byte, MaxDataSize)
+	name := "/" + strings.Repeat("n", 5000)
+	if _, err := s.Create(ctx, name, big, Persistent); !errors.Is(err, ErrDataTooLarge) {
+		t.Fatalf("Create with a 5000-byte name and MaxDataSize data: %v, want ErrDataTooLarge", err)
+	}
+	reg, err := s.Register(ctx, strings.Repeat("s", 200), Node{ID: strings.Repeat("i", 1000), Data: big})
+	if !errors.Is(err, ErrDataTooLarge) {
+		if reg != nil {
+			reg.Close()
+		}
+		t.Fatalf("Register with a long name and MaxDataSize data: %v, want ErrDataTooLarge", err)
+	}
+	if !strings.Contains(err.Error(), "1048575") {
+		t.Errorf("error does not name the limit: %v", err)
+	}
+	huge := "/" + strings.Repeat("p", 2<<20)
+	_, err = s.Create(ctx, huge, nil, Persistent)
+	if !errors.Is(err, ErrInvalidPath) || len(err.Error()) > 500 {
+		t.Fatalf("Create with a 2 MB path: %.600v (%d bytes), want a short ErrInvalidPath", err, len(err.Error()))
+	}
+	if _, _, err := s.Exists(ctx, "/"); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		select {
+		case ev := <-events:
+			if ev.Type == EventSuspended {
+				t.Fatal("the connection was lost: a request was sent")
+			}
+			continue
+		default:
+		}
+		break
 	}
 }
