@@ -108,7 +108,7 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 		count: count,
 		turn:  make(chan struct{}, 1),
 	}
-	if _, err := s.Create(ctx, path, nil, Container, CreateParents()); err != nil && !errors.Is(err, ErrNodeExists) {
+	if _, err := s.Create(ctx, path, nil, Container, CreateParents(), CreateACL(s.parentACL...)); err != nil && !errors.Is(err, ErrNodeExists) {
 		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
 	}
 	// Fail early on a taken ID; Enter checks again when it creates our node.
@@ -469,7 +469,7 @@ func (b *Barrier) create() (owner, czxid int64, err error) {
 		_, err := b.s.conn.Create(full, b.data, zk.FlagEphemeral, b.s.acl)
 		if err == zk.ErrNoNode {
 			// The barrier's container was removed after its last round.
-			if err := b.s.createParents(b.node, zk.FlagContainer, b.s.acl); err != nil {
+			if err := b.s.createParents(b.node, zk.FlagContainer, b.s.parentACL); err != nil {
 				return 0, 0, err
 			}
 			continue

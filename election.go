@@ -48,13 +48,17 @@ const (
 type RecipeOption func(*recipeOptions)
 
 type recipeOptions struct {
-	id   string
-	data []byte
+	id    string
+	idSet bool
+	data  []byte
 }
 
 // WithID sets this participant's ID, which peers see (default: the host
-// name). It is stored in the participant's node.
-func WithID(id string) RecipeOption { return func(o *recipeOptions) { o.id = id } }
+// name). It is stored in the participant's node. An empty ID is
+// ErrInvalidID.
+func WithID(id string) RecipeOption {
+	return func(o *recipeOptions) { o.id, o.idSet = id, true }
+}
 
 // WithData stores data in the participant's node beside its ID (Elect).
 // Apache Curator peers read the whole node as the ID, so leave it out where
@@ -68,7 +72,7 @@ func newRecipeOptions(opts []RecipeOption) (recipeOptions, error) {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	if o.id == "" {
+	if !o.idSet {
 		host, err := os.Hostname()
 		if err != nil {
 			return o, fmt.Errorf("%w: no WithID and no host name: %v", ErrInvalidID, err)
@@ -265,7 +269,7 @@ func (e *election) join() error {
 	full := e.s.abs(rel)
 	created, err := e.s.conn.Create(full, e.data, zk.FlagEphemeralSequential, e.s.acl)
 	if err == zk.ErrNoNode { // the election's node is missing: make it
-		if err = e.s.createParents(rel, zk.FlagPersistent, e.s.acl); err == nil {
+		if err = e.s.createParents(rel, zk.FlagPersistent, e.s.parentACL); err == nil {
 			created, err = e.s.conn.Create(full, e.data, zk.FlagEphemeralSequential, e.s.acl)
 		}
 	}

@@ -444,7 +444,8 @@ func TestElectBadInput(t *testing.T) {
 	}{
 		{"relative path", "leader", nil, ErrInvalidPath},
 		{"trailing slash", "/leader/", nil, ErrInvalidPath},
-		{"empty id", "/leader", []RecipeOption{WithID("")}, nil}, // empty means the host name
+		{"no id", "/leader", nil, nil}, // the host name
+		{"empty id", "/leader", []RecipeOption{WithID("")}, ErrInvalidID},
 		{"id with slash", "/leader", []RecipeOption{WithID("a/b")}, ErrInvalidID},
 		{"id with NUL", "/leader", []RecipeOption{WithID("a\x00")}, ErrInvalidID},
 		{"oversized id", "/leader", []RecipeOption{WithID(strings.Repeat("x", MaxIDLength+1))}, ErrInvalidID},

@@ -2,6 +2,7 @@ package lighthouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -88,8 +89,12 @@ func (s *Session) Events(ctx context.Context) <-chan Event {
 	return ch
 }
 
-// emit publishes an event to every subscriber. It never blocks.
+// emit publishes an event to every subscriber. It never blocks. Closing is
+// not an error: an EventError caused by the session's own Close is dropped.
 func (s *Session) emit(e Event) {
+	if e.Type == EventError && errors.Is(e.Err, ErrClosed) {
+		return
+	}
 	if e.Time.IsZero() {
 		e.Time = time.Now()
 	}

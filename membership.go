@@ -236,7 +236,7 @@ func (r *registration) ensure(st sessionState) error {
 		if err == zk.ErrNoNode {
 			// Containers: the server removes a service's node once its last
 			// instance is gone, so Services lists live services only.
-			if err = r.s.createParents(r.path, zk.FlagContainer, r.s.acl); err == nil {
+			if err = r.s.createParents(r.path, zk.FlagContainer, r.s.parentACL); err == nil {
 				_, err = r.s.conn.Create(abs, r.data, zk.FlagEphemeral, r.s.acl)
 			}
 		}

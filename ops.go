@@ -28,8 +28,12 @@ var (
 	ErrSessionExpired = errors.New("session expired")
 	// ErrClosed: the Session is closed.
 	ErrClosed = errors.New("session closed")
-	// ErrDataTooLarge: node data over MaxDataSize.
+	// ErrDataTooLarge: node data over MaxDataSize, or a request over
+	// ZooKeeper's packet limit.
 	ErrDataTooLarge = errors.New("data too large")
+	// ErrBadArguments: the server refused the request's arguments, as it
+	// does for deleting "/" or "/zookeeper".
+	ErrBadArguments = errors.New("the server refused the arguments")
 )
 
 // MaxDataSize is the most data a node can hold with ZooKeeper's default
@@ -97,6 +101,7 @@ var zkErrors = map[error]error{
 	zk.ErrSessionExpired:          ErrSessionExpired,
 	zk.ErrClosing:                 ErrClosed,
 	zk.ErrAuthFailed:              ErrAuthFailed,
+	zk.ErrBadArguments:            ErrBadArguments,
 }
 
 // opErr wraps a client error for the caller.

@@ -230,3 +230,92 @@ func TestOversizedRequestsFailBeforeSending(t *testing.T) {
 		break
 	}
 }
+
+// The first authenticated Register must not lock other identities out of
+// the shared parents it creates.
+func TestIdentitiesShareParents(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	ctx := testCtx(t)
+	alice := connect(t, root, WithDigestAuth("alice", "a-secret"))
+	bob := connect(t, root, WithDigestAuth("bob", "b-secret"))
+	anon := connect(t, root)
+	for _, r := range []struct {
+		s       *Session
+		service string
+		id      string
+	}{{alice, "svc-a", "a1"}, {bob, "svc-b", "b1"}, {bob, "svc-a", "b2"}, {anon, "svc-a", "c1"}} {
+		reg, err := r.s.Register(ctx, r.service, Node{ID: r.id})
+		if err != nil {
+			t.Fatalf("Register %s/%s: %v", r.service, r.id, err)
+		}
+		t.Cleanup(func() { reg.Close() })
+	}
+	nodes, err := anon.Instances(ctx, "svc-a")
+	if err != nil || len(nodes) != 3 {
+		t.Fatalf("svc-a: %v %v, want a1, b2, c1", ids(nodes), err)
+	}
+	for _, s := range []*Session{alice, bob} {
+		ch, err := s.Elect(ctx, "/jobs/leader")
+		if err != nil {
+			t.Fatalf("Elect: %v", err)
+		}
+		<-ch
+	}
+	// bob can leave a service alice's session created.
+	reg, err := bob.Register(ctx, "svc-a", Node{ID: "b3"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg.Close()
+	if ok, _, err := anon.Exists(ctx, "/services/svc-a/b3"); ok || err != nil {
+		t.Fatalf("b3 still registered after Close: %v", err)
+	}
+}
+
+func TestEmptyCredentialsAndIDsAreInvalid(t *testing.T) {
+	zkc := testzk.Shared(t)
+	for _, opt := range []Option{WithDigestAuth("u", ""), WithDigestAuth("", "p"), WithDigestAuth("a:b", "p")} {
+		if _, err := Connect(testCtx(t), zkc.Addr(0), opt); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("Connect with bad digest credentials: %v, want ErrInvalidOption", err)
+		}
+	}
+	s := connect(t, zkc.Root(t))
+	if _, err := s.Elect(testCtx(t), "/e", WithID("")); !errors.Is(err, ErrInvalidID) {
+		t.Fatalf("Elect with WithID(\"\"): %v, want ErrInvalidID", err)
+	}
+}
+
+func TestDeleteReservedNodesIsBadArguments(t *testing.T) {
+	zkc := testzk.Shared(t)
+	s := connect(t, zkc.Addr(0))
+	for _, p := range []string{"/", "/zookeeper"} {
+		if err := s.Delete(testCtx(t), p, AnyVersion); !errors.Is(err, ErrBadArguments) {
+			t.Errorf("Delete(%s): %v, want ErrBadArguments", p, err)
+		}
+	}
+}
+
+// Close is not an error: it emits none, and the session has no id after it.
+func TestCloseIsQuiet(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s := connect(t, root)
+	ctx := testCtx(t)
+	events := s.Events(ctx)
+	register(t, s, "api", "a1")
+	watch(t, s, "api")
+	newBalancer(t, s, "api", nil)
+	if _, err := s.Elect(ctx, "/leader"); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for ev := range events {
+		if ev.Type == EventError {
+			t.Errorf("Close emitted %v", ev)
+		}
+	}
+	if id := s.SessionID(); id != 0 {
+		t.Fatalf("SessionID after Close: 0x%x", id)
+	}
+}

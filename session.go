@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,9 +54,11 @@ type options struct {
 	sessionTimeout time.Duration
 	dialTimeout    time.Duration
 	log            *slog.Logger
+	authSet        bool
 	authUser       string
 	authPass       string
 	acl            []zk.ACL
+	parentACL      []zk.ACL
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
@@ -83,8 +86,13 @@ func WithLogger(l *slog.Logger) Option {
 // ZooKeeper's digest scheme as user:password. Unless WithACL says otherwise,
 // nodes the library creates can then be read by anyone but changed only by
 // this identity.
+//
+// ZooKeeper accepts any digest credentials: a wrong password is not an
+// error at Connect, it is simply another identity, which then gets ErrNoAuth
+// on nodes the intended one owns. An empty user or password is
+// ErrInvalidOption.
 func WithDigestAuth(user, password string) Option {
-	return func(o *options) { o.authUser, o.authPass = user, password }
+	return func(o *options) { o.authUser, o.authPass, o.authSet = user, password, true }
 }
 
 // WithACL sets the ACL of every node the library creates. The default is
@@ -92,6 +100,17 @@ func WithDigestAuth(user, password string) Option {
 // identity and read for anyone.
 func WithACL(acl ...zk.ACL) Option {
 	return func(o *options) { o.acl = acl }
+}
+
+// WithParentACL sets the ACL of the shared nodes the recipes create above
+// their own: an election's path and its ancestors, "/services" and each
+// service's node, a barrier's path. Other identities must be able to create
+// and delete their own nodes under these, so the default is all
+// permissions for anyone, or with WithDigestAuth, all permissions for that
+// identity and read, create and delete for anyone. (Nodes made by Create
+// with CreateParents get the node's ACL instead.)
+func WithParentACL(acl ...zk.ACL) Option {
+	return func(o *options) { o.parentACL = acl }
 }
 
 // WithDialer opens the session's TCP connections with dial instead of
@@ -107,8 +126,11 @@ func (o *options) validate() error {
 	if o.dialTimeout <= 0 {
 		return fmt.Errorf("%w: dial timeout %v is not positive", ErrInvalidOption, o.dialTimeout)
 	}
-	if o.authUser == "" && o.authPass != "" {
-		return fmt.Errorf("%w: digest auth needs a user", ErrInvalidOption)
+	if o.authSet && (o.authUser == "" || o.authPass == "") {
+		return fmt.Errorf("%w: digest auth needs a user and a password", ErrInvalidOption)
+	}
+	if strings.Contains(o.authUser, ":") {
+		return fmt.Errorf("%w: digest auth user contains ':'", ErrInvalidOption)
 	}
 	if o.log == nil {
 		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
@@ -122,10 +144,11 @@ func (o *options) validate() error {
 // Session is a ZooKeeper session that survives connection loss and replaces
 // itself after expiry. Its methods are safe for concurrent use.
 type Session struct {
-	conn   *zk.Conn
-	chroot string // "" or an absolute path without trailing slash
-	acl    []zk.ACL
-	log    *slog.Logger
+	conn      *zk.Conn
+	chroot    string // "" or an absolute path without trailing slash
+	acl       []zk.ACL
+	parentACL []zk.ACL // of the shared nodes recipes create (WithParentACL)
+	log       *slog.Logger
 
 	inbox  actor.Mailbox[zk.Event]        // from the client's callback to run
 	state  *actor.Broadcast[sessionState] // from run to the recipes
@@ -207,6 +230,14 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 		s.acl = zk.WorldACL(zk.PermAll)
 		if o.authUser != "" {
 			s.acl = append(zk.DigestACL(zk.PermAll, o.authUser, o.authPass), zk.WorldACL(zk.PermRead)...)
+		}
+	}
+	s.parentACL = o.parentACL
+	if s.parentACL == nil {
+		s.parentACL = zk.WorldACL(zk.PermAll)
+		if o.authUser != "" {
+			s.parentACL = append(zk.DigestACL(zk.PermAll, o.authUser, o.authPass),
+				zk.WorldACL(zk.PermRead|zk.PermCreate|zk.PermDelete)...)
 		}
 	}
 	s.dialCtx, s.dialCancel = context.WithCancel(context.Background())
@@ -422,8 +453,14 @@ func (s *Session) heardWithin(d time.Duration) bool {
 	return time.Since(s.born)-time.Duration(s.lastHeard.Load()) < d
 }
 
-// SessionID returns the current ZooKeeper session id, 0 while there is none.
-func (s *Session) SessionID() int64 { return s.conn.SessionID() }
+// SessionID returns the current ZooKeeper session id, 0 while there is none
+// and after Close.
+func (s *Session) SessionID() int64 {
+	if s.isClosing() {
+		return 0
+	}
+	return s.conn.SessionID()
+}
 
 // Done is closed when Close is called.
 func (s *Session) Done() <-chan struct{} { return s.closing }
