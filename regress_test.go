@@ -319,3 +319,12 @@ func TestCloseIsQuiet(t *testing.T) {
 		t.Fatalf("SessionID after Close: 0x%x", id)
 	}
 }
+
+// A chroot that does not exist fails Connect, naming it.
+func TestConnectMissingChroot(t *testing.T) {
+	zkc := testzk.Shared(t)
+	_, err := Connect(testCtx(t), zkc.Addr(0)+"/no/such/chroot")
+	if !errors.Is(err, ErrNoNode) || !strings.Contains(err.Error(), "/no/such/chroot") {
+		t.Fatalf("Connect with a missing chroot: %v, want ErrNoNode naming it", err)
+	}
+}

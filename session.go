@@ -263,9 +263,30 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 
 	if err := s.awaitSession(ctx, states, o); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("lighthouse: connect %s: %w", connectString, err)
+		return nil, fmt.Errorf("lighthouse: connect %s: %w", quote(connectString), err)
+	}
+	if err := s.checkChroot(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("lighthouse: connect %s: %w", quote(connectString), err)
 	}
 	return s, nil
+}
+
+// checkChroot fails if the chroot node does not exist. ZooKeeper's own
+// clients accept a missing chroot and then fail every call; failing here
+// says what is wrong where it can be fixed.
+func (s *Session) checkChroot(ctx context.Context) error {
+	if s.chroot == "" {
+		return nil
+	}
+	ok, _, err := s.Exists(ctx, "/")
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%w: chroot %s does not exist", ErrNoNode, quote(s.chroot))
+	}
+	return nil
 }
 
 // awaitSession waits for the first session and authenticates it.
