@@ -65,22 +65,22 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	}
 	switch {
 	case o.threshold < 1:
-		return nil, fmt.Errorf("lighthouse: balancer: %w: down threshold %d is below 1", ErrInvalidOption, o.threshold)
+		return nil, opError("balancer", "", fmt.Errorf("%w: down threshold %d is below 1", ErrInvalidOption, o.threshold))
 	case o.window <= 0:
-		return nil, fmt.Errorf("lighthouse: balancer: %w: down window %v is not positive", ErrInvalidOption, o.window)
+		return nil, opError("balancer", "", fmt.Errorf("%w: down window %v is not positive", ErrInvalidOption, o.window))
 	case o.duration < 0:
-		return nil, fmt.Errorf("lighthouse: balancer: %w: down duration %v is negative", ErrInvalidOption, o.duration)
+		return nil, opError("balancer", "", fmt.Errorf("%w: down duration %v is negative", ErrInvalidOption, o.duration))
 	}
 	if strategy == nil {
 		strategy = RoundRobin()
 	}
 	ro, err := newRegistryOptions(o.registry)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: balancer: %w", err)
+		return nil, opError("balancer", "", err)
 	}
 	f, err := ro.follower(s, service)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: balancer: %w", err)
+		return nil, opError("balancer", "", err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	b := &Balancer{stop: stop, done: make(chan struct{})}
@@ -99,7 +99,7 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	})
 	if err != nil {
 		stop() // its goroutine, if any, ends on its own
-		return nil, fmt.Errorf("lighthouse: balancer %s: %w", service, err)
+		return nil, opError("balancer", service, err)
 	}
 	return b, nil
 }

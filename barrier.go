@@ -10,17 +10,6 @@ import (
 	"github.com/go-zookeeper/zk"
 )
 
-// Barrier errors.
-var (
-	// ErrInvalidCount: a barrier's count is below 1.
-	ErrInvalidCount = errors.New("lighthouse: invalid barrier count")
-	// ErrDuplicateID: another participant, on another session or in this
-	// process, is in the barrier under the same ID.
-	ErrDuplicateID = errors.New("lighthouse: id already in the barrier")
-	// ErrNotEntered: Leave was called without a successful Enter before it.
-	ErrNotEntered = errors.New("lighthouse: barrier not entered")
-)
-
 // readyName is the node the last participant to enter creates, as in
 // ZooKeeper's recipe and Apache Curator's DistributedDoubleBarrier.
 const readyName = "ready"
@@ -78,26 +67,26 @@ type Barrier struct {
 // such care.
 func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...RecipeOption) (*Barrier, error) {
 	if count < 1 {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %d", path, ErrInvalidCount, count)
+		return nil, opError("barrier", path, fmt.Errorf("%w: %d", ErrInvalidCount, count))
 	}
-	if err := ValidatePath(path); err != nil {
-		return nil, fmt.Errorf("lighthouse: barrier: %w", err)
+	if err := validatePath(path); err != nil {
+		return nil, opError("barrier", "", err)
 	}
 	if path == "/" {
-		return nil, fmt.Errorf("lighthouse: barrier: %w \"/\": the root has other children", ErrInvalidPath)
+		return nil, opError("barrier", "", fmt.Errorf("%w \"/\": the root has other children", ErrInvalidPath))
 	}
 	o, err := newRecipeOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
+		return nil, opError("barrier", path, err)
 	}
 	if err := validateName("id", o.id); err != nil {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %w", path, ErrInvalidID, err)
+		return nil, opError("barrier", path, fmt.Errorf("%w: %w", ErrInvalidID, err))
 	}
 	if o.id == readyName {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w %s: reserved for the ready node", path, ErrInvalidID, quote(o.id))
+		return nil, opError("barrier", path, fmt.Errorf("%w %s: reserved for the ready node", ErrInvalidID, quote(o.id)))
 	}
 	if err := s.checkWrite(joinPath(path, o.id), o.data, s.acl); err != nil {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
+		return nil, opError("barrier", path, err)
 	}
 	b := &Barrier{
 		s:     s,
@@ -109,18 +98,18 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 		turn:  make(chan struct{}, 1),
 	}
 	if _, err := s.Create(ctx, path, nil, Container, CreateParents(), CreateACL(s.parentACL...)); err != nil && !errors.Is(err, ErrNodeExists) {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
+		return nil, opError("barrier", path, err)
 	}
 	// Fail early on a taken ID; Enter checks again when it creates our node.
 	if _, taken := s.claims.Load(b.node); taken {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w: %s in this process", path, ErrDuplicateID, quote(b.id))
+		return nil, opError("barrier", path, fmt.Errorf("%w: %s in this process", ErrDuplicateID, quote(b.id)))
 	}
 	ok, st, err := s.Exists(ctx, b.node)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, err)
+		return nil, opError("barrier", path, err)
 	}
 	if ok && st.EphemeralOwner != s.SessionID() {
-		return nil, fmt.Errorf("lighthouse: barrier %s: %w", path, duplicateID(b.id, st.EphemeralOwner))
+		return nil, opError("barrier", path, duplicateID(b.id, st.EphemeralOwner))
 	}
 	return b, nil
 }
@@ -154,19 +143,19 @@ func (b *Barrier) ID() string { return b.id }
 //   - another live session has a node with our ID: ErrDuplicateID.
 func (b *Barrier) Enter(ctx context.Context) error {
 	if err := b.take(ctx); err != nil {
-		return fmt.Errorf("lighthouse: barrier %s: enter: %w", b.path, err)
+		return opError("barrier enter", b.path, err)
 	}
 	defer b.give()
 	if b.entered {
 		return nil
 	}
 	if _, taken := b.s.claims.LoadOrStore(b.node, struct{}{}); taken {
-		return fmt.Errorf("lighthouse: barrier %s: enter: %w: %s in this process", b.path, ErrDuplicateID, quote(b.id))
+		return opError("barrier enter", b.path, fmt.Errorf("%w: %s in this process", ErrDuplicateID, quote(b.id)))
 	}
 	b.claimed = true
 	if err := b.wait(ctx, b.enterStep); err != nil {
 		b.abandon()
-		return fmt.Errorf("lighthouse: barrier %s: enter: %w", b.path, err)
+		return opError("barrier enter", b.path, err)
 	}
 	b.entered = true
 	return nil
@@ -189,17 +178,17 @@ func (b *Barrier) Enter(ctx context.Context) error {
 //   - the session is closed: ErrClosed.
 func (b *Barrier) Leave(ctx context.Context) error {
 	if err := b.take(ctx); err != nil {
-		return fmt.Errorf("lighthouse: barrier %s: leave: %w", b.path, err)
+		return opError("barrier leave", b.path, err)
 	}
 	defer b.give()
 	if !b.entered {
-		return fmt.Errorf("lighthouse: barrier %s: leave: %w", b.path, ErrNotEntered)
+		return opError("barrier leave", b.path, ErrNotEntered)
 	}
 	b.entered = false
 	err := b.wait(ctx, b.leaveStep)
 	b.abandon()
 	if err != nil {
-		return fmt.Errorf("lighthouse: barrier %s: leave: %w", b.path, err)
+		return opError("barrier leave", b.path, err)
 	}
 	return nil
 }

@@ -9,11 +9,6 @@ import (
 	"unicode/utf8"
 )
 
-// ErrDecode: a node's data is not a value of the type a Codec decodes, for
-// example because another client wrote something else there. GetAs wraps it
-// in an *OpError (Op "decode") that names the node.
-var ErrDecode = errors.New("lighthouse: cannot decode node data")
-
 // Codec turns values of type T into node data and back, so that programs
 // store values rather than bytes. Decode must not panic on any input and
 // wraps ErrDecode when the data is not a T. The codecs here are safe for
@@ -67,7 +62,7 @@ type stringCodec struct{}
 
 func (stringCodec) Encode(v string) ([]byte, error) {
 	if !utf8.ValidString(v) {
-		return nil, errors.New("lighthouse: encode string: not valid UTF-8")
+		return nil, errors.New("encode string: not valid UTF-8")
 	}
 	return []byte(v), nil
 }
@@ -113,7 +108,7 @@ type jsonCodec[T any] struct{}
 func (jsonCodec[T]) Encode(v T) ([]byte, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: encode JSON: %w", err)
+		return nil, fmt.Errorf("encode JSON: %w", err)
 	}
 	return data, nil
 }

@@ -31,16 +31,11 @@ package lighthouse
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
 )
-
-// ErrInvalidInstance: data is not a Curator ServiceInstance, or one that
-// Register cannot write for the service and ID it was given.
-var ErrInvalidInstance = errors.New("lighthouse: invalid service instance")
 
 // ServiceType is a Curator ServiceInstance's type. Curator registers
 // DYNAMIC instances as ephemeral nodes, DYNAMIC_SEQUENTIAL as
@@ -333,7 +328,7 @@ type registryOptions struct {
 // registers again.
 func CuratorFormat(basePath string) RegistryOption {
 	return func(o *registryOptions) {
-		if err := ValidatePath(basePath); err != nil {
+		if err := validatePath(basePath); err != nil {
 			o.err = fmt.Errorf("%w: curator base path: %w", ErrInvalidOption, err)
 			return
 		}

@@ -3,7 +3,6 @@ package lighthouse
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -11,15 +10,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/lighthouse-zk/lighthouse/actor"
-)
-
-// Election errors.
-var (
-	// ErrInvalidID: a participant or node ID is empty, too long or contains
-	// a NUL byte or '/'.
-	ErrInvalidID = errors.New("lighthouse: invalid id")
-	// ErrNoLeader: the election has no participant.
-	ErrNoLeader = errors.New("lighthouse: no leader")
 )
 
 // Election events.
@@ -192,16 +182,16 @@ var doneCtx = func() context.Context {
 func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) (<-chan Leadership, error) {
 	o, err := newRecipeOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, err)
+		return nil, opError("elect", path, err)
 	}
-	if err := ValidatePath(path); err != nil {
-		return nil, fmt.Errorf("lighthouse: elect: %w", err)
+	if err := validatePath(path); err != nil {
+		return nil, opError("elect", "", err)
 	}
 	data := encodeParticipant(o.id, o.data)
 	// The node's name as the server makes it: a UUID and 10 digits added.
 	node := joinPath(path, protectedPrefix+newUUID()+"-"+latchName+"0000000000")
 	if err := s.checkWrite(node, data, s.acl); err != nil {
-		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, err)
+		return nil, opError("elect", path, err)
 	}
 	e := &election{
 		s:    s,
@@ -222,7 +212,7 @@ func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) 
 	if err != nil {
 		stop()
 		unregister()
-		return nil, fmt.Errorf("lighthouse: elect %s: %w", path, err)
+		return nil, opError("elect", path, err)
 	}
 	return e.out.C(), nil
 }
@@ -561,15 +551,6 @@ func (e *election) leave() {
 	e.orphans = nil
 }
 
-// lasting reports whether an error will not go away by retrying.
-func lasting(err error) bool {
-	switch err {
-	case zk.ErrNoAuth, zk.ErrInvalidACL, zk.ErrNoChildrenForEphemerals, zk.ErrBadArguments, zk.ErrAuthFailed:
-		return true
-	}
-	return false
-}
-
 // electionNodes returns the election's participant nodes in queue order,
 // leaving out children that are not LeaderLatch nodes.
 func electionNodes(children []string) []string {
@@ -648,12 +629,12 @@ func (s *Session) Leader(ctx context.Context, path string) (Participant, error) 
 // An observer watches only the leader's node (or, with no participant, the
 // election's children), so it is woken once per change of leader.
 func (s *Session) Observe(ctx context.Context, path string) (<-chan Participant, error) {
-	if err := ValidatePath(path); err != nil {
-		return nil, fmt.Errorf("lighthouse: observe: %w", err)
+	if err := validatePath(path); err != nil {
+		return nil, opError("observe", "", err)
 	}
 	out := actor.NewOutbox[Participant](1, nil)
 	if err := s.startRecipe(ctx, func(first chan<- error) { s.observe(ctx, path, out, first) }); err != nil {
-		return nil, fmt.Errorf("lighthouse: observe %s: %w", path, err)
+		return nil, opError("observe", path, err)
 	}
 	return out.C(), nil
 }

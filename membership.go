@@ -15,13 +15,6 @@ import (
 	"github.com/lighthouse-zk/lighthouse/actor"
 )
 
-// Membership errors.
-var (
-	// ErrAlreadyRegistered: another live registration, in this process or
-	// on another session, holds the same ID in the same service.
-	ErrAlreadyRegistered = errors.New("lighthouse: already registered")
-)
-
 // Membership events.
 const (
 	// EventRegistered: a registration's node was created, at Register and
@@ -87,34 +80,34 @@ func (r *Registration) Close() error {
 func (s *Session) Register(ctx context.Context, service string, n Node, opts ...RegistryOption) (*Registration, error) {
 	o, err := newRegistryOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: register: %w", err)
+		return nil, opError("register", "", err)
 	}
 	dir, err := o.servicePath(service)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: register: %w", err)
+		return nil, opError("register", "", err)
 	}
 	if n.ID == "" {
 		host, err := os.Hostname()
 		if err != nil {
-			return nil, fmt.Errorf("lighthouse: register %s: %w: no ID and no host name: %v", service, ErrInvalidID, err)
+			return nil, opError("register", service, fmt.Errorf("%w: no ID and no host name: %v", ErrInvalidID, err))
 		}
 		n.ID = host
 	}
 	if err := validateID(n.ID); err != nil {
-		return nil, fmt.Errorf("lighthouse: register %s: %w", service, err)
+		return nil, opError("register", service, err)
 	}
 	if err := validateName("id", n.ID); err != nil {
-		return nil, fmt.Errorf("lighthouse: register %s: %w: %w", service, ErrInvalidID, err)
+		return nil, opError("register", service, fmt.Errorf("%w: %w", ErrInvalidID, err))
 	}
 	if n.Data, err = o.encode(service, n.ID, n.Data); err != nil {
-		return nil, fmt.Errorf("lighthouse: register %s/%s: %w", service, n.ID, err)
+		return nil, opError("register", service+"/"+n.ID, err)
 	}
 	path := joinPath(dir, n.ID)
 	if err := s.checkWrite(path, n.Data, s.acl); err != nil {
-		return nil, fmt.Errorf("lighthouse: register %s: %w", service, err)
+		return nil, opError("register", service, err)
 	}
 	if _, taken := s.claims.LoadOrStore(path, struct{}{}); taken {
-		return nil, fmt.Errorf("lighthouse: register %s: %w in this process", path, ErrAlreadyRegistered)
+		return nil, opError("register", path, fmt.Errorf("%w in this process", ErrAlreadyRegistered))
 	}
 	r := &registration{s: s, path: path, data: slices.Clone(n.Data)}
 	runCtx, stop := context.WithCancel(ctx)
@@ -131,20 +124,20 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 	if !started {
 		stop()
 		s.claims.Delete(path)
-		return nil, fmt.Errorf("lighthouse: register %s: %w", path, ErrClosed)
+		return nil, opError("register", path, ErrClosed)
 	}
 	select {
 	case err := <-created:
 		if err != nil {
 			reg.Close()
-			return nil, fmt.Errorf("lighthouse: register %s: %w", path, err)
+			return nil, opError("register", path, err)
 		}
 	case <-ctx.Done():
 		reg.Close()
-		return nil, fmt.Errorf("lighthouse: register %s: %w", path, ctx.Err())
+		return nil, opError("register", path, ctx.Err())
 	case <-s.closing:
 		reg.Close()
-		return nil, fmt.Errorf("lighthouse: register %s: %w", path, ErrClosed)
+		return nil, opError("register", path, ErrClosed)
 	}
 	return reg, nil
 }
@@ -534,15 +527,15 @@ func (f *follower) nodes() []Node {
 func (s *Session) Members(ctx context.Context, service string, opts ...RegistryOption) (<-chan []Node, error) {
 	o, err := newRegistryOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: members: %w", err)
+		return nil, opError("members", "", err)
 	}
 	f, err := o.follower(s, service)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: members: %w", err)
+		return nil, opError("members", "", err)
 	}
 	out := actor.NewOutbox[[]Node](1, nil)
 	if err := s.startRecipe(ctx, func(first chan<- error) { s.members(ctx, f, out, first) }); err != nil {
-		return nil, fmt.Errorf("lighthouse: members %s: %w", service, err)
+		return nil, opError("members", service, err)
 	}
 	return out.C(), nil
 }
@@ -589,7 +582,7 @@ func (s *Session) members(ctx context.Context, f *follower, out *actor.Outbox[[]
 func (s *Session) Services(ctx context.Context, opts ...RegistryOption) ([]string, error) {
 	o, err := newRegistryOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: services: %w", err)
+		return nil, opError("services", "", err)
 	}
 	names, err := s.Children(ctx, o.base)
 	if errors.Is(err, ErrNoNode) {
@@ -608,11 +601,11 @@ func (s *Session) Services(ctx context.Context, opts ...RegistryOption) ([]strin
 func (s *Session) Instances(ctx context.Context, service string, opts ...RegistryOption) ([]Node, error) {
 	o, err := newRegistryOptions(opts)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: instances: %w", err)
+		return nil, opError("instances", "", err)
 	}
 	path, err := o.servicePath(service)
 	if err != nil {
-		return nil, fmt.Errorf("lighthouse: instances: %w", err)
+		return nil, opError("instances", "", err)
 	}
 	return do(ctx, s, "instances", path, func() ([]Node, error) {
 		ids, _, err := s.conn.Children(s.abs(path))

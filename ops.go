@@ -2,38 +2,12 @@ package lighthouse
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/go-zookeeper/zk"
-)
-
-// Errors of ZooKeeper operations. Every operation's error wraps one of them
-// in an *OpError that names the operation and the path.
-var (
-	ErrNoNode         = errors.New("node does not exist")
-	ErrNodeExists     = errors.New("node already exists")
-	ErrBadVersion     = errors.New("version conflict")
-	ErrNotEmpty       = errors.New("node has children")
-	ErrNoAuth         = errors.New("not authorized")
-	ErrInvalidACL     = errors.New("invalid ACL")
-	ErrEphemeralChild = errors.New("ephemeral nodes may not have children")
-	// ErrConnectionLoss: the connection was lost before the answer came. The
-	// operation may or may not have been applied.
-	ErrConnectionLoss = errors.New("connection lost")
-	// ErrSessionExpired: the session expired; its ephemeral nodes are gone.
-	ErrSessionExpired = errors.New("session expired")
-	// ErrClosed: the Session is closed.
-	ErrClosed = errors.New("session closed")
-	// ErrDataTooLarge: node data over MaxDataSize, or a request over
-	// ZooKeeper's packet limit.
-	ErrDataTooLarge = errors.New("data too large")
-	// ErrBadArguments: the server refused the request's arguments, as it
-	// does for deleting "/" or "/zookeeper".
-	ErrBadArguments = errors.New("the server refused the arguments")
 )
 
 // MaxDataSize is the most data a node can hold with ZooKeeper's default
@@ -50,7 +24,7 @@ const maxPacket = 0xfffff
 // without the chroot) is valid and fits in one request. Over the limit the
 // error is ErrDataTooLarge, naming it.
 func (s *Session) checkWrite(path string, data []byte, acl []zk.ACL) error {
-	if err := ValidatePath(path); err != nil {
+	if err := validatePath(path); err != nil {
 		return err
 	}
 	if len(data) > MaxDataSize {
@@ -70,57 +44,6 @@ func (s *Session) checkWrite(path string, data []byte, acl []zk.ACL) error {
 
 // AnyVersion matches every version in Set and Delete.
 const AnyVersion int32 = -1
-
-// OpError is the error of one operation on one path.
-type OpError struct {
-	Op   string // "create", "get", "set", "delete", "exists", "children"
-	Path string // as the caller gave it
-	Err  error  // one of the Err* values above, or another cause
-}
-
-func (e *OpError) Error() string {
-	p := e.Path
-	if len(p) > maxQuote {
-		p = quote(p)
-	}
-	return "lighthouse: " + e.Op + " " + p + ": " + e.Err.Error()
-}
-func (e *OpError) Unwrap() error { return e.Err }
-
-var zkErrors = map[error]error{
-	zk.ErrNoNode:                  ErrNoNode,
-	zk.ErrNodeExists:              ErrNodeExists,
-	zk.ErrBadVersion:              ErrBadVersion,
-	zk.ErrNotEmpty:                ErrNotEmpty,
-	zk.ErrNoAuth:                  ErrNoAuth,
-	zk.ErrInvalidACL:              ErrInvalidACL,
-	zk.ErrNoChildrenForEphemerals: ErrEphemeralChild,
-	zk.ErrConnectionClosed:        ErrConnectionLoss,
-	zk.ErrNoServer:                ErrConnectionLoss,
-	zk.ErrSessionMoved:            ErrConnectionLoss,
-	zk.ErrSessionExpired:          ErrSessionExpired,
-	zk.ErrClosing:                 ErrClosed,
-	zk.ErrAuthFailed:              ErrAuthFailed,
-	zk.ErrBadArguments:            ErrBadArguments,
-}
-
-// opErr wraps a client error for the caller.
-func (s *Session) opErr(op, path string, err error) error {
-	if err == nil {
-		return nil
-	}
-	if mapped, ok := zkErrors[err]; ok {
-		err = mapped
-	}
-	if errors.Is(err, ErrConnectionLoss) || errors.Is(err, ErrSessionExpired) {
-		select {
-		case <-s.closing:
-			err = ErrClosed
-		default:
-		}
-	}
-	return &OpError{Op: op, Path: path, Err: err}
-}
 
 // abs turns a caller's path into the server's (with the chroot).
 func (s *Session) abs(p string) string {
@@ -149,7 +72,7 @@ func (s *Session) rel(p string) string {
 // (the call itself goes on in the background until the client answers).
 func do[T any](ctx context.Context, s *Session, op, path string, f func() (T, error)) (T, error) {
 	var zero T
-	if err := ValidatePath(path); err != nil {
+	if err := validatePath(path); err != nil {
 		return zero, &OpError{Op: op, Path: path, Err: err}
 	}
 	select {

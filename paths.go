@@ -2,7 +2,6 @@ package lighthouse
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -11,14 +10,19 @@ import (
 	"unicode/utf8"
 )
 
-// ErrInvalidPath: a path breaks ZooKeeper's rules (see ValidatePath).
-var ErrInvalidPath = errors.New("lighthouse: invalid path")
-
 // ValidatePath reports whether p is a path ZooKeeper accepts: absolute, no
 // empty segment, no trailing slash (except "/" itself), no "." or ".."
 // segment, valid UTF-8 without control characters or the code points
 // ZooKeeper forbids. The error wraps ErrInvalidPath.
 func ValidatePath(p string) error {
+	if err := validatePath(p); err != nil {
+		return fmt.Errorf("lighthouse: %w", err)
+	}
+	return nil
+}
+
+// validatePath is ValidatePath for errors that are wrapped once more.
+func validatePath(p string) error {
 	bad := func(why string) error { return fmt.Errorf("%w %s: %s", ErrInvalidPath, quote(p), why) }
 	switch {
 	case p == "":
@@ -59,7 +63,7 @@ func validateName(kind, name string) error {
 	if strings.Contains(name, "/") {
 		return fmt.Errorf("%w: %s %s contains '/'", ErrInvalidPath, kind, quote(name))
 	}
-	if err := ValidatePath("/" + name); err != nil {
+	if err := validatePath("/" + name); err != nil {
 		return fmt.Errorf("%s %s: %w", kind, quote(name), err)
 	}
 	return nil
@@ -93,7 +97,7 @@ func joinPath(parent, child string) string {
 // parseConnectString splits "h1:p1,h2:p2/chroot" into host:port addresses
 // and a chroot ("" when none).
 func parseConnectString(s string) (hosts []string, chroot string, err error) {
-	bad := func(why string) error { return fmt.Errorf("%w %s: %s", ErrInvalidConnectString, quote(s), why) }
+	bad := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidConnectString, why) }
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return nil, "", bad("empty")
@@ -101,7 +105,7 @@ func parseConnectString(s string) (hosts []string, chroot string, err error) {
 	hostPart := s
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		hostPart, chroot = s[:i], s[i:]
-		if err := ValidatePath(chroot); err != nil {
+		if err := validatePath(chroot); err != nil {
 			return nil, "", bad(fmt.Sprintf("chroot: %v", err))
 		}
 		if chroot == "/" {

@@ -13,7 +13,6 @@ package lighthouse
 import (
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -25,16 +24,6 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/lighthouse-zk/lighthouse/actor"
-)
-
-// Errors returned by Connect.
-var (
-	// ErrInvalidConnectString: the connect string is empty or malformed.
-	ErrInvalidConnectString = errors.New("lighthouse: invalid connect string")
-	// ErrInvalidOption: an option has a value that cannot work.
-	ErrInvalidOption = errors.New("lighthouse: invalid option")
-	// ErrAuthFailed: the server rejected the session's credentials.
-	ErrAuthFailed = errors.New("lighthouse: authentication failed")
 )
 
 // Defaults for Connect's options.
@@ -209,11 +198,11 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 		opt(&o)
 	}
 	if err := o.validate(); err != nil {
-		return nil, err
+		return nil, opError("connect", connectString, err)
 	}
 	hosts, chroot, err := parseConnectString(connectString)
 	if err != nil {
-		return nil, err
+		return nil, opError("connect", connectString, err)
 	}
 	s := &Session{
 		chroot:  chroot,
@@ -256,18 +245,18 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 	)
 	if err != nil {
 		s.dialCancel()
-		return nil, fmt.Errorf("%w: %v", ErrInvalidConnectString, err)
+		return nil, opError("connect", connectString, fmt.Errorf("%w: %v", ErrInvalidConnectString, err))
 	}
 	s.conn, s.zkEvents = conn, zkEvents
 	s.loop = actor.Start(context.Background(), s.run)
 
 	if err := s.awaitSession(ctx, states, o); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("lighthouse: connect %s: %w", quote(connectString), err)
+		return nil, opError("connect", connectString, err)
 	}
 	if err := s.checkChroot(ctx); err != nil {
 		s.Close()
-		return nil, fmt.Errorf("lighthouse: connect %s: %w", quote(connectString), err)
+		return nil, opError("connect", connectString, err)
 	}
 	return s, nil
 }
