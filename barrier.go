@@ -48,7 +48,7 @@ type Barrier struct {
 // which opens once count participants have entered. It validates its input
 // (ErrInvalidCount, ErrInvalidPath, ErrInvalidID, ErrDataTooLarge), creates
 // the barrier's node if missing (as a container, with missing parents, so
-// the server removes it once unused) and fails with ErrDuplicateID if a live
+// the server removes it once unused) and fails with ErrIDTaken if a live
 // participant already uses this ID; ctx bounds that work.
 //
 // Participants are named by their ID (WithID; default: the host name, which
@@ -102,7 +102,7 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 	}
 	// Fail early on a taken ID; Enter checks again when it creates our node.
 	if _, taken := s.claims.Load(b.node); taken {
-		return nil, opError("barrier", path, fmt.Errorf("%w: %s in this process", ErrDuplicateID, quote(b.id)))
+		return nil, opError("barrier", path, fmt.Errorf("%w: %s in this process", ErrIDTaken, quote(b.id)))
 	}
 	ok, st, err := s.Exists(ctx, b.node)
 	if err != nil {
@@ -116,9 +116,9 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 
 func duplicateID(id string, owner int64) error {
 	if owner == 0 {
-		return fmt.Errorf("%w: %s is a persistent node", ErrDuplicateID, quote(id))
+		return fmt.Errorf("%w: %s is a persistent node", ErrIDTaken, quote(id))
 	}
-	return fmt.Errorf("%w: %s belongs to session 0x%x", ErrDuplicateID, quote(id), owner)
+	return fmt.Errorf("%w: %s belongs to session 0x%x", ErrIDTaken, quote(id), owner)
 }
 
 // ID returns this participant's ID.
@@ -140,7 +140,7 @@ func (b *Barrier) ID() string { return b.id }
 //     ErrSessionExpired (the node went with the session; the others go on
 //     waiting for count participants).
 //   - the session is closed: ErrClosed.
-//   - another live session has a node with our ID: ErrDuplicateID.
+//   - another live session has a node with our ID: ErrIDTaken.
 func (b *Barrier) Enter(ctx context.Context) error {
 	if err := b.take(ctx); err != nil {
 		return opError("barrier enter", b.path, err)
@@ -150,7 +150,7 @@ func (b *Barrier) Enter(ctx context.Context) error {
 		return nil
 	}
 	if _, taken := b.s.claims.LoadOrStore(b.node, struct{}{}); taken {
-		return opError("barrier enter", b.path, fmt.Errorf("%w: %s in this process", ErrDuplicateID, quote(b.id)))
+		return opError("barrier enter", b.path, fmt.Errorf("%w: %s in this process", ErrIDTaken, quote(b.id)))
 	}
 	b.claimed = true
 	if err := b.wait(ctx, b.enterStep); err != nil {

@@ -459,17 +459,17 @@ func TestBarrierDuplicateID(t *testing.T) {
 	g := &barrierGroup{t: t, path: "/b", watch: s2}
 	g.awaitNodes("w")
 
-	if _, err := s2.Barrier(ctx, "/b", 2, WithID("w")); !errors.Is(err, ErrDuplicateID) {
-		t.Fatalf("Barrier with a taken ID on another session: %v, want ErrDuplicateID", err)
+	if _, err := s2.Barrier(ctx, "/b", 2, WithID("w")); !errors.Is(err, ErrIDTaken) {
+		t.Fatalf("Barrier with a taken ID on another session: %v, want ErrIDTaken", err)
 	}
-	if err := late.Enter(ctx); !errors.Is(err, ErrDuplicateID) {
-		t.Fatalf("Enter with a taken ID on another session: %v, want ErrDuplicateID", err)
+	if err := late.Enter(ctx); !errors.Is(err, ErrIDTaken) {
+		t.Fatalf("Enter with a taken ID on another session: %v, want ErrIDTaken", err)
 	}
-	if _, err := s1.Barrier(ctx, "/b", 2, WithID("w")); !errors.Is(err, ErrDuplicateID) {
-		t.Fatalf("Barrier with a taken ID in this process: %v, want ErrDuplicateID", err)
+	if _, err := s1.Barrier(ctx, "/b", 2, WithID("w")); !errors.Is(err, ErrIDTaken) {
+		t.Fatalf("Barrier with a taken ID in this process: %v, want ErrIDTaken", err)
 	}
-	if err := same.Enter(ctx); !errors.Is(err, ErrDuplicateID) {
-		t.Fatalf("Enter with a taken ID in this process: %v, want ErrDuplicateID", err)
+	if err := same.Enter(ctx); !errors.Is(err, ErrIDTaken) {
+		t.Fatalf("Enter with a taken ID in this process: %v, want ErrIDTaken", err)
 	}
 	g.awaitNodes("w") // the failed attempts did not touch the first one's node
 	select {

@@ -62,12 +62,12 @@ func (r *Registration) Close() error {
 // ZooKeeper's path rules for one segment (ErrInvalidID, ErrInvalidPath); data
 // over MaxDataSize gives ErrDataTooLarge. If a live registration with the
 // same ID exists, on this session or another one, Register fails with
-// ErrAlreadyRegistered.
+// ErrIDTaken.
 //
 // After a session expiry the node is created again on the new session
 // without the caller doing anything (EventRegistered each time; failures are
 // EventError and retried). Should another session have taken the ID
-// meanwhile, the registration waits (EventError with ErrAlreadyRegistered)
+// meanwhile, the registration waits (EventError with ErrIDTaken)
 // for that node to go and then takes the ID back. The node is also created
 // again if someone deletes it.
 //
@@ -107,7 +107,7 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 		return nil, opError("register", service, err)
 	}
 	if _, taken := s.claims.LoadOrStore(path, struct{}{}); taken {
-		return nil, opError("register", path, fmt.Errorf("%w in this process", ErrAlreadyRegistered))
+		return nil, opError("register", path, fmt.Errorf("%w in this process", ErrIDTaken))
 	}
 	r := &registration{s: s, path: path, data: slices.Clone(n.Data)}
 	runCtx, stop := context.WithCancel(ctx)
@@ -182,13 +182,13 @@ func (r *registration) run(ctx context.Context, created chan<- error) {
 				retry.Reset()
 			case raw == errWaiting:
 				dirty = false // the watch on that node tells us when it is gone
-			case errors.Is(raw, ErrAlreadyRegistered) && created == nil:
+			case errors.Is(raw, ErrIDTaken) && created == nil:
 				dirty = false // wait on the watch for the other node to go
 			default:
 				timer = time.NewTimer(retry.NextBackOff())
 				retryC = timer.C
 			}
-			if created != nil && (raw == nil || errors.Is(raw, ErrAlreadyRegistered) || lasting(raw)) {
+			if created != nil && (raw == nil || errors.Is(raw, ErrIDTaken) || lasting(raw)) {
 				created <- err
 				created = nil
 				if err != nil {
@@ -260,7 +260,7 @@ func (r *registration) ensure(st sessionState) error {
 		case owner != 0 && owner == r.prev:
 			return errWaiting
 		default:
-			return fmt.Errorf("%w (by session 0x%x)", ErrAlreadyRegistered, owner)
+			return fmt.Errorf("%w (by session 0x%x)", ErrIDTaken, owner)
 		}
 	}
 	return zk.ErrNoNode

@@ -379,11 +379,11 @@ func TestRegisterDuplicateID(t *testing.T) {
 	s, other := connect(t, root), connect(t, root)
 	ctx := testCtx(t)
 	first := register(t, s, "svc", "a")
-	if _, err := s.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, ErrAlreadyRegistered) {
-		t.Fatalf("same ID, same session: %v, want ErrAlreadyRegistered", err)
+	if _, err := s.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, ErrIDTaken) {
+		t.Fatalf("same ID, same session: %v, want ErrIDTaken", err)
 	}
-	if _, err := other.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, ErrAlreadyRegistered) {
-		t.Fatalf("same ID, other session: %v, want ErrAlreadyRegistered", err)
+	if _, err := other.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, ErrIDTaken) {
+		t.Fatalf("same ID, other session: %v, want ErrIDTaken", err)
 	}
 	// The failed attempts did not touch the first node.
 	if _, st, err := s.Get(ctx, "/services/svc/a"); err != nil || st.EphemeralOwner != s.SessionID() {
