@@ -7,7 +7,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -25,11 +27,6 @@ const (
 	exitNoAuth      = 5 // the credentials do not allow it
 )
 
-var (
-	errUnreachable = errors.New("cannot reach ZooKeeper")
-	errNotFound    = errors.New("not found")
-)
-
 // inspectFlags are the flags every operator command takes.
 type inspectFlags struct {
 	zk       string
@@ -42,13 +39,7 @@ type inspectFlags struct {
 
 func newInspectFlags(name string, stderr io.Writer, usage string) (*flag.FlagSet, *inspectFlags) {
 	f := &inspectFlags{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: lighthouse %s [flags]\n\n%s\n\nFlags:\n", name, usage)
-		fs.PrintDefaults()
-		fmt.Fprint(stderr, exitCodesHelp)
-	}
+	fs := newFlagSet(name, usage, stderr)
 	fs.StringVar(&f.zk, "zk", envOr("LIGHTHOUSE_ZK", "127.0.0.1:2181"), "ZooKeeper ensemble `host:port,...[/chroot]` (env LIGHTHOUSE_ZK)")
 	fs.StringVar(&f.user, "user", os.Getenv("LIGHTHOUSE_USER"), "digest auth user (env LIGHTHOUSE_USER)")
 	fs.StringVar(&f.password, "password", os.Getenv("LIGHTHOUSE_PASSWORD"), "digest auth password (env LIGHTHOUSE_PASSWORD; prefer it to the flag)")
@@ -58,8 +49,24 @@ func newInspectFlags(name string, stderr io.Writer, usage string) (*flag.FlagSet
 	return fs, f
 }
 
+// newFlagSet returns the flag set of a command. Its help, on stderr, ends
+// with the exit codes; its errors are left to main to print, once.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: lighthouse %s [flags]\n\n%s\n\nFlags:\n", name, usage)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		fmt.Fprint(stderr, exitCodesHelp)
+	}
+	return fs
+}
+
 const exitCodesHelp = `
-Exit codes: 0 ok, 1 failure, 2 usage, 3 ZooKeeper unreachable, 4 not found, 5 not authorized.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 ZooKeeper unreachable, 4 not found
+(election, leader, service, or the chroot of --zk), 5 not authorized.
 `
 
 func envOr(key, def string) string {
@@ -69,40 +76,92 @@ func envOr(key, def string) string {
 	return def
 }
 
-// connectFor opens a session for an operator command.
+func (f *inspectFlags) validate() error {
+	switch {
+	case f.timeout <= 0:
+		return usagef("--timeout must be positive, not %v", f.timeout)
+	case f.user == "" && f.password != "":
+		return usagef("--password (or LIGHTHOUSE_PASSWORD) needs --user")
+	case f.user != "" && f.password == "":
+		return usagef("--user needs a non-empty --password (or LIGHTHOUSE_PASSWORD)")
+	}
+	return nil
+}
+
 func (f *inspectFlags) connect(ctx context.Context) (*lighthouse.Session, error) {
 	opts := []lighthouse.Option{lighthouse.WithSessionTimeout(max(f.timeout, 2*time.Second))}
 	if f.user != "" {
 		opts = append(opts, lighthouse.WithDigestAuth(f.user, f.password))
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	return connect(ctx, f.zk, f.timeout, opts...)
+}
+
+// connect opens a session within timeout and checks that the chroot of the
+// connect string, if any, exists.
+func connect(ctx context.Context, zkAddr string, timeout time.Duration, opts ...lighthouse.Option) (*lighthouse.Session, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	sess, err := lighthouse.Connect(ctx, f.zk, opts...)
+	sess, err := lighthouse.Connect(ctx, zkAddr, opts...)
 	switch {
-	case errors.Is(err, lighthouse.ErrInvalidConnectString), errors.Is(err, lighthouse.ErrInvalidOption):
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("%w at %s within %v: %v", errUnreachable, f.zk, f.timeout, err)
+	case errors.Is(err, lighthouse.ErrInvalidOption),
+		errors.Is(err, lighthouse.ErrInvalidConnectString) && malformed(zkAddr):
+		return nil, mark(errUsage, err)
+	case errors.Is(err, lighthouse.ErrAuthFailed):
+		return nil, err
+	case err != nil:
+		return nil, fmt.Errorf("%w at %s within %v: %w", errUnreachable, zkAddr, timeout, err)
 	}
-	return sess, err
+	// With a chroot, "/" is the chroot's node.
+	ok, _, err := sess.Exists(ctx, "/")
+	if err == nil && !ok {
+		_, chroot, _ := strings.Cut(zkAddr, "/")
+		err = mark(errNotFound, fmt.Errorf("chroot /%s does not exist", chroot))
+	}
+	if err != nil {
+		sess.Close()
+		return nil, mapErr(err)
+	}
+	return sess, nil
+}
+
+// malformed reports whether connect string s fails to parse. Connect's
+// ErrInvalidConnectString also covers a host name that does not resolve,
+// which is no usage error: this tells the two apart.
+func malformed(s string) bool {
+	hosts, chroot, ok := strings.Cut(strings.TrimSpace(s), "/")
+	if ok && lighthouse.ValidatePath("/"+chroot) != nil {
+		return true
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		h = strings.TrimSpace(h)
+		if !strings.Contains(h, ":") || strings.HasSuffix(h, "]") {
+			h += ":2181"
+		}
+		host, port, err := net.SplitHostPort(h)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || strings.ContainsAny(host, " \t[]") || perr != nil || n < 1 || n > 65535 {
+			return true
+		}
+	}
+	return false
 }
 
 // inspect runs one operator command: connect, then one read or a watch.
 func inspect(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
 	spec, ok := inspectors[name]
 	if !ok {
-		return fmt.Errorf("%w: unknown command %q", errUsage, name)
+		return usagef("unknown command %q", name)
 	}
 	fs, f := newInspectFlags(name, stderr, spec.usage)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil // asked for help, got it
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != spec.args {
 		fs.Usage()
-		return fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, name, spec.args, fs.NArg())
+		return usagef("%s takes %d argument(s), got %d", name, spec.args, fs.NArg())
+	}
+	if err := f.validate(); err != nil {
+		return err
 	}
 	sess, err := f.connect(ctx)
 	if err != nil {
@@ -113,17 +172,27 @@ func inspect(ctx context.Context, name string, args []string, stdout, stderr io.
 	return mapErr(spec.run(ctx, sess, fs.Arg(0), f, out))
 }
 
-// mapErr turns library errors into the command's error kinds.
+// parse parses a command's flags: an error is a usage error, except
+// flag.ErrHelp after the help was printed.
+func parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return mark(errUsage, err)
+}
+
+// mapErr gives library errors the command's error kinds.
 func mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, lighthouse.ErrInvalidPath), errors.Is(err, lighthouse.ErrInvalidID):
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return mark(errUsage, err)
 	case errors.Is(err, lighthouse.ErrNoNode), errors.Is(err, lighthouse.ErrNoLeader):
-		return fmt.Errorf("%w: %v", errNotFound, err)
+		return mark(errNotFound, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, lighthouse.ErrConnectionLoss):
-		return fmt.Errorf("%w: %v", errUnreachable, err)
+		return mark(errUnreachable, err)
 	}
 	return err
 }

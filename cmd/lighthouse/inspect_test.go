@@ -47,10 +47,13 @@ func lighthouseBin(t *testing.T) string {
 }
 
 // cli runs the built command and returns its stdout, stderr and exit code.
+// A command still running after 30 s is killed (exit -1).
 func cli(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(lighthouseBin(t), args...)
-	cmd.Env = append(os.Environ(), "LIGHTHOUSE_ZK=")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, lighthouseBin(t), args...)
+	cmd.Env = append(os.Environ(), "LIGHTHOUSE_ZK=", "LIGHTHOUSE_USER=", "LIGHTHOUSE_PASSWORD=")
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -239,5 +242,43 @@ func TestInspectErrors(t *testing.T) {
 	}
 	if out, stderr, code := cli(t, "participants", "--zk", root, "--user", "ops", "--password", "pw", "/private"); code != 0 || !strings.Contains(out, "secret-worker") {
 		t.Fatalf("with credentials: exit %d, %q %s", code, out, stderr)
+	}
+}
+
+// TestExitCodes pins the exit code and message of each kind of failure. No
+// message says "lighthouse:" twice.
+func TestExitCodes(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	missingRoot := zkc.Addr(0) + "/no-such-chroot"
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{[]string{"leader", "--zk", root, "--timeout", "0", "/x"}, exitUsage, "--timeout"},
+		{[]string{"leader", "--zk", root, "--timeout", "-1s", "/x"}, exitUsage, "--timeout"},
+		{[]string{"leader", "--zk", root, "--password", "pw", "/x"}, exitUsage, "--user"},
+		{[]string{"leader", "--zk", root, "--user", "ops", "--password", "", "/x"}, exitUsage, "--password"},
+		{[]string{"leader", "--zk", "127.0.0.1:99999", "/x"}, exitUsage, "connect string"},
+		{[]string{"leader", "--zk", "127.0.0.1:2181,", "/x"}, exitUsage, "connect string"},
+		{[]string{"leader", "--zk", "no-such-host.invalid:2181", "--timeout", "2s", "/x"}, exitUnreachable, "cannot reach ZooKeeper"},
+		{[]string{"members", "--zk", root, "not/valid"}, exitUsage, "invalid path"},
+		{[]string{"services", "--zk", missingRoot}, exitNotFound, "chroot /no-such-chroot does not exist"},
+		{[]string{"members", "--zk", missingRoot, "users"}, exitNotFound, "chroot /no-such-chroot does not exist"},
+		{[]string{"leader", "--zk", missingRoot, "/x"}, exitNotFound, "chroot /no-such-chroot does not exist"},
+		{[]string{"participants", "--zk", missingRoot, "--watch", "/x"}, exitNotFound, "chroot /no-such-chroot does not exist"},
+	} {
+		_, stderr, code := cli(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, want %d with %q; stderr %q", tc.args, code, tc.code, tc.want, stderr)
+		}
+		if strings.Count(stderr, "lighthouse:") > 1 {
+			t.Errorf("%q: stderr %q says \"lighthouse:\" twice", tc.args, stderr)
+		}
+	}
+	// A host that does not resolve beside one that works: never a usage error.
+	if _, stderr, code := cli(t, "services", "--zk", "no-such-host.invalid:2181,"+root, "--timeout", "2s"); code == exitUsage {
+		t.Errorf("an unresolvable host among good ones: exit %d (%s)", code, stderr)
 	}
 }
