@@ -255,11 +255,18 @@ func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspe
 			fmt.Fprintf(w, "%s\ttoken=%d\tnode=%s\n", p.ID, p.Token, p.Node)
 		})
 	}
-	if !f.watch {
-		p, err := readCtx(ctx, f, func(ctx context.Context) (lighthouse.Participant, error) { return s.Leader(ctx, path) })
-		if err != nil {
-			return err
-		}
+	// The first read also checks, for --watch, that the election exists.
+	p, err := readCtx(ctx, f, func(ctx context.Context) (lighthouse.Participant, error) { return s.Leader(ctx, path) })
+	var opErr *lighthouse.OpError
+	if errors.As(err, &opErr) && opErr.Op == "participants" {
+		// Leader reads through Participants, and its errors say so.
+		e := *opErr
+		e.Op, err = "leader", &e
+	}
+	switch {
+	case err != nil && !(f.watch && errors.Is(err, lighthouse.ErrNoLeader)):
+		return electionErr(path, err)
+	case !f.watch:
 		show(p)
 		return nil
 	}
@@ -297,7 +304,7 @@ func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f 
 	}
 	ps, err := read()
 	if err != nil {
-		return err
+		return electionErr(path, err)
 	}
 	show(ps)
 	if !f.watch {
@@ -310,6 +317,16 @@ func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f 
 		}
 		return err
 	})
+}
+
+// electionErr says "no election at path" for ErrNoNode: elections are
+// persistent nodes, so a missing one is a mistake rather than something to
+// wait for, with or without --watch.
+func electionErr(path string, err error) error {
+	if errors.Is(err, lighthouse.ErrNoNode) {
+		return mark(errNotFound, fmt.Errorf("no election at %s", path))
+	}
+	return err
 }
 
 type nodeJSON struct {

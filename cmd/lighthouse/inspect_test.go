@@ -251,6 +251,9 @@ func TestExitCodes(t *testing.T) {
 	zkc := testzk.Shared(t)
 	root := zkc.Root(t)
 	missingRoot := zkc.Addr(0) + "/no-such-chroot"
+	owner := session(t, root, lighthouse.WithDigestAuth("ops", "pw"),
+		lighthouse.WithACL(zk.DigestACL(zk.PermAll, "ops", "pw")...))
+	elect(t, owner, "/private", "secret-worker")
 	for _, tc := range []struct {
 		args []string
 		code int
@@ -263,7 +266,12 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"leader", "--zk", "127.0.0.1:99999", "/x"}, exitUsage, "connect string"},
 		{[]string{"leader", "--zk", "127.0.0.1:2181,", "/x"}, exitUsage, "connect string"},
 		{[]string{"leader", "--zk", "no-such-host.invalid:2181", "--timeout", "2s", "/x"}, exitUnreachable, "cannot reach ZooKeeper"},
-		{[]string{"members", "--zk", root, "not/valid"}, exitUsage, "invalid path"},
+		{[]string{"leader", "--zk", root, "not-absolute"}, exitUsage, "invalid path"},
+		{[]string{"leader", "--zk", root, "/missing"}, exitNotFound, "no election at /missing"},
+		{[]string{"leader", "--zk", root, "--watch", "/missing"}, exitNotFound, "no election at /missing"},
+		{[]string{"participants", "--zk", root, "/missing"}, exitNotFound, "no election at /missing"},
+		{[]string{"participants", "--zk", root, "--watch", "/missing"}, exitNotFound, "no election at /missing"},
+		{[]string{"leader", "--zk", root, "/private"}, exitNoAuth, "leader /private"},
 		{[]string{"services", "--zk", missingRoot}, exitNotFound, "chroot /no-such-chroot does not exist"},
 		{[]string{"members", "--zk", missingRoot, "users"}, exitNotFound, "chroot /no-such-chroot does not exist"},
 		{[]string{"leader", "--zk", missingRoot, "/x"}, exitNotFound, "chroot /no-such-chroot does not exist"},
@@ -273,8 +281,8 @@ func TestExitCodes(t *testing.T) {
 		if code != tc.code || !strings.Contains(stderr, tc.want) {
 			t.Errorf("%q: exit %d, want %d with %q; stderr %q", tc.args, code, tc.code, tc.want, stderr)
 		}
-		if strings.Count(stderr, "lighthouse:") > 1 {
-			t.Errorf("%q: stderr %q says \"lighthouse:\" twice", tc.args, stderr)
+		if strings.Count(stderr, "lighthouse:") > 1 || tc.args[0] != "participants" && strings.Contains(stderr, "participants") {
+			t.Errorf("%q: stderr %q says \"lighthouse:\" twice or names the wrong command", tc.args, stderr)
 		}
 	}
 	// A host that does not resolve beside one that works: never a usage error.
