@@ -204,11 +204,28 @@ type inspector struct {
 }
 
 var inspectors = map[string]inspector{
-	"leader":       {1, "Prints the leader of the election at PATH: lighthouse leader PATH", runLeader},
-	"participants": {1, "Prints the participants of the election at PATH in queue order, the leader first:\n  lighthouse participants PATH", runParticipants},
-	"members":      {1, "Prints the live instances registered under SERVICE: lighthouse members SERVICE", runMembers},
-	"services":     {0, "Prints the registered service names: lighthouse services", runServices},
+	"leader": {1, `Prints the leader of the election at PATH: lighthouse leader PATH
+
+With --json: {"id", "leader": true, "token", "node", "data" or "data_base64"},
+or null (--watch, while nobody leads). The token is the leader's fencing
+token: the zxid that created its node.` + dataHelp, runLeader},
+	"participants": {1, `Prints the participants of the election at PATH in queue order, the leader
+first: lighthouse participants PATH
+
+With --json: a list of {"id", "leader", "token", "node", "data" or
+"data_base64"}.` + dataHelp, runParticipants},
+	"members": {1, `Prints the live instances registered under SERVICE: lighthouse members SERVICE
+
+With --json: a list of {"id", "data" or "data_base64"}.` + dataHelp, runMembers},
+	"services": {0, `Prints the registered service names: lighthouse services
+
+With --json: a list of names.` + dataHelp, runServices},
 }
+
+const dataHelp = `
+Text output quotes, Go-style, names and data that are not printable UTF-8.
+In JSON, "data" is a node's data as a string if it is UTF-8; otherwise
+"data_base64" holds it base64-encoded and "data" is absent.`
 
 // emitter prints values as text or JSON.
 type emitter struct {
@@ -230,19 +247,40 @@ type participantJSON struct {
 	Leader bool   `json:"leader"`
 	Token  int64  `json:"token"`
 	Node   string `json:"node"`
-	Data   string `json:"data,omitempty"`
+	jsonData
 }
 
 func toParticipantJSON(p lighthouse.Participant) participantJSON {
-	return participantJSON{ID: p.ID, Leader: p.IsLeader, Token: p.Token, Node: p.Node, Data: printable(p.Data)}
+	j := participantJSON{ID: p.ID, Leader: p.IsLeader, Token: p.Token, Node: p.Node}
+	if len(p.Data) > 0 {
+		j.jsonData = newJSONData(p.Data)
+	}
+	return j
 }
 
-// printable shows data as text if it is UTF-8, else as a Go-quoted string.
-func printable(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
+// jsonData is node data in JSON: text if it is UTF-8, else base64, so that
+// bytes are never mistaken for text.
+type jsonData struct {
+	Data   *string `json:"data,omitempty"`
+	Base64 []byte  `json:"data_base64,omitempty"`
+}
+
+func newJSONData(b []byte) jsonData {
+	if !utf8.Valid(b) {
+		return jsonData{Base64: b}
 	}
-	return strings.Trim(fmt.Sprintf("%q", b), `"`)
+	s := string(b)
+	return jsonData{Data: &s}
+}
+
+// text shows s as it is if it is printable UTF-8, else quoted Go-style, so
+// that names and data cannot break lines or send terminal escapes.
+func text(s string) string {
+	printable := func(r rune) bool { return strconv.IsPrint(r) && r != utf8.RuneError }
+	if strings.IndexFunc(s, func(r rune) bool { return !printable(r) }) < 0 && !strings.HasPrefix(s, `"`) {
+		return s
+	}
+	return strconv.Quote(s)
 }
 
 func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspectFlags, out *emitter) error {
@@ -252,7 +290,7 @@ func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspe
 			return
 		}
 		out.print(toParticipantJSON(p), func(w io.Writer) {
-			fmt.Fprintf(w, "%s\ttoken=%d\tnode=%s\n", p.ID, p.Token, p.Node)
+			fmt.Fprintf(w, "%s\ttoken=%d\tnode=%s\n", text(p.ID), p.Token, text(p.Node))
 		})
 	}
 	// The first read also checks, for --watch, that the election exists.
@@ -294,7 +332,7 @@ func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f 
 				if p.IsLeader {
 					role = "leader"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", role, p.ID, p.Token, p.Node)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", role, text(p.ID), p.Token, text(p.Node))
 			}
 			tw.Flush()
 		})
@@ -330,21 +368,21 @@ func electionErr(path string, err error) error {
 }
 
 type nodeJSON struct {
-	ID   string `json:"id"`
-	Data string `json:"data"`
+	ID string `json:"id"`
+	jsonData
 }
 
 func showNodes(out *emitter, nodes []lighthouse.Node) {
 	js := make([]nodeJSON, 0, len(nodes))
 	for _, n := range nodes {
-		js = append(js, nodeJSON{ID: n.ID, Data: printable(n.Data)})
+		js = append(js, nodeJSON{n.ID, newJSONData(n.Data)})
 	}
 	out.print(js, func(w io.Writer) {
 		if len(nodes) == 0 {
 			fmt.Fprintln(w, "(no members)")
 		}
 		for _, n := range nodes {
-			fmt.Fprintf(w, "%s\t%s\n", n.ID, printable(n.Data))
+			fmt.Fprintf(w, "%s\t%s\n", text(n.ID), text(string(n.Data)))
 		}
 	})
 }
@@ -375,7 +413,7 @@ func runServices(ctx context.Context, s *lighthouse.Session, _ string, f *inspec
 				fmt.Fprintln(w, "(no services)")
 			}
 			for _, n := range names {
-				fmt.Fprintln(w, n)
+				fmt.Fprintln(w, text(n))
 			}
 		})
 	}

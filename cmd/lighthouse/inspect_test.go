@@ -290,3 +290,53 @@ func TestExitCodes(t *testing.T) {
 		t.Errorf("an unresolvable host among good ones: exit %d (%s)", code, stderr)
 	}
 }
+
+// TestHostileNames: IDs and data with control characters or bytes that are
+// not UTF-8 are escaped in text and never pass for text in JSON.
+func TestHostileNames(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s := session(t, root)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	const evil = "evil\x1b[2J\nline"
+	ch, err := s.Elect(ctx, "/e", lighthouse.WithID(evil), lighthouse.WithData([]byte{0xff, 0xfe}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range ch {
+		}
+	}()
+	// Service and member names are paths, which exclude control characters;
+	// member data may hold anything.
+	for _, n := range []lighthouse.Node{{ID: "bytes", Data: []byte{0xff, 0x00, 'x'}}, {ID: "plain", Data: []byte("\a\x1b[2J\nnext")}} {
+		reg, err := s.Register(ctx, "svc", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+	}
+	for _, args := range [][]string{{"leader", "/e"}, {"participants", "/e"}, {"members", "svc"}} {
+		out, stderr, code := cli(t, append([]string{args[0], "--zk", root}, args[1:]...)...)
+		if code != 0 || strings.ContainsAny(out, "\x1b\a") || strings.Count(out, "\n") > 3 {
+			t.Errorf("%q: exit %d, raw control characters in %q (%s)", args, code, out, stderr)
+		}
+		if args[0] == "members" && !strings.Contains(out, "plain\t") {
+			t.Errorf("%q: printable ID quoted: %q", args, out)
+		}
+	}
+	out, _, code := cli(t, "members", "--zk", root, "--json", "svc")
+	var nodes []map[string]any
+	if err := json.Unmarshal([]byte(out), &nodes); code != 0 || err != nil || len(nodes) != 2 {
+		t.Fatalf("members --json: exit %d, %q (%v)", code, out, err)
+	}
+	if _, ok := nodes[0]["data"]; ok || nodes[0]["data_base64"] != "/wB4" || nodes[1]["data"] != "\a\x1b[2J\nnext" || nodes[1]["data_base64"] != nil {
+		t.Errorf("members --json: %q", out)
+	}
+	out, _, _ = cli(t, "leader", "--zk", root, "--json", "/e")
+	var l map[string]any
+	if err := json.Unmarshal([]byte(out), &l); err != nil || l["id"] != evil || l["data_base64"] != "//4=" || l["data"] != nil {
+		t.Errorf("leader --json: %q (%v)", out, err)
+	}
+}
