@@ -46,6 +46,9 @@ func lighthouseBin(t *testing.T) string {
 	return binary.path
 }
 
+// cliEnv is the environment of the built command: without our variables.
+var cliEnv = append(os.Environ(), "LIGHTHOUSE_ZK=", "LIGHTHOUSE_USER=", "LIGHTHOUSE_PASSWORD=")
+
 // cli runs the built command and returns its stdout, stderr and exit code.
 // A command still running after 30 s is killed (exit -1).
 func cli(t *testing.T, args ...string) (string, string, int) {
@@ -53,7 +56,7 @@ func cli(t *testing.T, args ...string) (string, string, int) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, lighthouseBin(t), args...)
-	cmd.Env = append(os.Environ(), "LIGHTHOUSE_ZK=", "LIGHTHOUSE_USER=", "LIGHTHOUSE_PASSWORD=")
+	cmd.Env = cliEnv
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -167,7 +170,33 @@ func TestMembersAndServices(t *testing.T) {
 func TestMembersWatch(t *testing.T) {
 	zkc := testzk.Shared(t)
 	root := zkc.Root(t)
-	cmd := exec.Command(lighthouseBin(t), "members", "--zk", root, "--watch", "--json", "orders")
+	next, stop := cliWatch(t, "members", "--zk", root, "--watch", "--json", "orders")
+	if l := next(); l != "[]" {
+		t.Fatalf("first line %q, want []", l)
+	}
+	reg, err := session(t, root).Register(context.Background(), "orders", lighthouse.Node{ID: "o1", Data: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l != `[{"id":"o1","data":"x"}]` {
+		t.Fatalf("after a join: %q", l)
+	}
+	reg.Close()
+	if l := next(); l != "[]" {
+		t.Fatalf("after a leave: %q", l)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("members --watch after Ctrl-C: %v", err)
+	}
+}
+
+// cliWatch starts the built command, which is to keep running. next returns
+// its next line of output (failing t after 10 s without one); stop sends it
+// Ctrl-C and returns its exit status.
+func cliWatch(t *testing.T, args ...string) (next func() string, stop func() error) {
+	t.Helper()
+	cmd := exec.Command(lighthouseBin(t), args...)
+	cmd.Env = cliEnv
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -183,36 +212,29 @@ func TestMembersWatch(t *testing.T) {
 			lines <- sc.Text()
 		}
 	}()
-	next := func() string {
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGINT)
+		for range lines {
+		}
+		return cmd.Wait()
+	}
+	t.Cleanup(func() { stop() })
+	next = func() string {
 		t.Helper()
 		select {
 		case l := <-lines:
 			return l
 		case <-time.After(10 * time.Second):
-			t.Fatal("members --watch printed nothing")
+			t.Fatalf("%q printed nothing", args)
 		}
 		return ""
 	}
-	if l := next(); l != "[]" {
-		t.Fatalf("first line %q, want []", l)
-	}
-	reg, err := session(t, root).Register(context.Background(), "orders", lighthouse.Node{ID: "o1", Data: []byte("x")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l := next(); l != `[{"id":"o1","data":"x"}]` {
-		t.Fatalf("after a join: %q", l)
-	}
-	reg.Close()
-	if l := next(); l != "[]" {
-		t.Fatalf("after a leave: %q", l)
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	for range lines {
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("members --watch after Ctrl-C: %v", err)
-	}
+	return next, stop
 }
 
 func TestInspectErrors(t *testing.T) {
@@ -338,5 +360,31 @@ func TestHostileNames(t *testing.T) {
 	var l map[string]any
 	if err := json.Unmarshal([]byte(out), &l); err != nil || l["id"] != evil || l["data_base64"] != "//4=" || l["data"] != nil {
 		t.Errorf("leader --json: %q (%v)", out, err)
+	}
+}
+
+// TestLeaderToken: leader --json carries the fencing token, the czxid of
+// the leader's node, with and without --watch.
+func TestLeaderToken(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s := session(t, root)
+	elect(t, s, "/jobs", "a")
+	ps, err := s.Participants(context.Background(), "/jobs")
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("participants: %v %v", ps, err)
+	}
+	_, st, err := s.Exists(context.Background(), "/jobs/"+ps[0].Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l struct{ Token int64 }
+	out, _, code := cli(t, "leader", "--zk", root, "--json", "/jobs")
+	if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil || l.Token != st.Czxid {
+		t.Fatalf("leader --json: exit %d, %q, want token %d (%v)", code, out, st.Czxid, err)
+	}
+	next, _ := cliWatch(t, "leader", "--zk", root, "--json", "--watch", "/jobs")
+	if out := next(); json.Unmarshal([]byte(out), &l) != nil || l.Token != st.Czxid {
+		t.Fatalf("leader --json --watch: %q, want token %d", out, st.Czxid)
 	}
 }
