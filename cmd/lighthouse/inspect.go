@@ -109,7 +109,11 @@ func connect(ctx context.Context, zkAddr string, timeout time.Duration, opts ...
 	case errors.Is(err, lighthouse.ErrAuthFailed):
 		return nil, err
 	case err != nil:
-		return nil, fmt.Errorf("%w at %s within %v: %w", errUnreachable, zkAddr, timeout, err)
+		within := fmt.Sprintf("within %v", timeout)
+		if errors.Is(err, context.Canceled) {
+			within = "before the interrupt"
+		}
+		return nil, fmt.Errorf("%w at %s %s: %w", errUnreachable, zkAddr, within, err)
 	}
 	// With a chroot, "/" is the chroot's node.
 	ok, _, err := sess.Exists(ctx, "/")
@@ -124,6 +128,14 @@ func connect(ctx context.Context, zkAddr string, timeout time.Duration, opts ...
 	return sess, nil
 }
 
+// withPort adds ZooKeeper's default port to a host that has none.
+func withPort(h string) string {
+	if !strings.Contains(h, ":") || strings.HasSuffix(h, "]") {
+		return h + ":2181"
+	}
+	return h
+}
+
 // malformed reports whether connect string s fails to parse. Connect's
 // ErrInvalidConnectString also covers a host name that does not resolve,
 // which is no usage error: this tells the two apart.
@@ -133,11 +145,7 @@ func malformed(s string) bool {
 		return true
 	}
 	for _, h := range strings.Split(hosts, ",") {
-		h = strings.TrimSpace(h)
-		if !strings.Contains(h, ":") || strings.HasSuffix(h, "]") {
-			h += ":2181"
-		}
-		host, port, err := net.SplitHostPort(h)
+		host, port, err := net.SplitHostPort(withPort(strings.TrimSpace(h)))
 		n, perr := strconv.Atoi(port)
 		if err != nil || host == "" || strings.ContainsAny(host, " \t[]") || perr != nil || n < 1 || n > 65535 {
 			return true

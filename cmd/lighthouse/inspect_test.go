@@ -313,6 +313,15 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+func TestHelpStatesExitCodes(t *testing.T) {
+	for _, c := range []string{"demo", "leader", "participants", "members", "services"} {
+		out, stderr, code := cli(t, c, "--help")
+		if code != 0 || !strings.Contains(out+stderr, "Exit codes:") {
+			t.Errorf("%s --help: exit %d, no exit codes in %q", c, code, out+stderr)
+		}
+	}
+}
+
 // TestHostileNames: IDs and data with control characters or bytes that are
 // not UTF-8 are escaped in text and never pass for text in JSON.
 func TestHostileNames(t *testing.T) {

@@ -1,6 +1,7 @@
 // Command lighthouse shows lighthouse at work.
 //
-//	lighthouse demo [--zk host:port,...]
+//	lighthouse demo [--zk host:port,...[/chroot]]
+//	lighthouse leader|participants|members|services ...
 //
 // With no --zk, demo starts a local ZooKeeper (Debian's package, through the
 // same launcher the tests use) in a temporary directory and removes it on exit.
@@ -42,7 +43,7 @@ Usage:
 The inspecting commands take --zk (or LIGHTHOUSE_ZK), --user/--password for
 digest auth, --timeout, --watch to follow changes, and --json for scripts.
 Run "lighthouse COMMAND --help" for a command's flags.
-`
+` + exitCodesHelp
 
 // The kinds of error with an exit code of their own. Errors of the command
 // line are errUsage's; mark gives another error a kind.
