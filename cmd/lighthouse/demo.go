@@ -118,11 +118,11 @@ type failover struct {
 type worker struct {
 	id      string
 	proxies []*testzk.Proxy // one to each server
-	sess   *lighthouse.Session
-	cancel context.CancelFunc
-	alive  atomic.Bool
-	served atomic.Int64
-	lead   atomic.Pointer[lighthouse.Leadership]
+	sess    *lighthouse.Session
+	cancel  context.CancelFunc
+	alive   atomic.Bool
+	served  atomic.Int64
+	lead    atomic.Pointer[lighthouse.Leadership]
 }
 
 func (d *demoRun) play(n int) error {
