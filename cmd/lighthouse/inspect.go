@@ -2,18 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lighthouse-zk/lighthouse"
 )
@@ -94,64 +89,6 @@ func (f *inspectFlags) connect(ctx context.Context) (*lighthouse.Session, error)
 		opts = append(opts, lighthouse.WithDigestAuth(f.user, f.password))
 	}
 	return connect(ctx, f.zk, f.timeout, opts...)
-}
-
-// connect opens a session within timeout and checks that the chroot of the
-// connect string, if any, exists.
-func connect(ctx context.Context, zkAddr string, timeout time.Duration, opts ...lighthouse.Option) (*lighthouse.Session, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	sess, err := lighthouse.Connect(ctx, zkAddr, opts...)
-	switch {
-	case errors.Is(err, lighthouse.ErrInvalidOption),
-		errors.Is(err, lighthouse.ErrInvalidConnectString) && malformed(zkAddr):
-		return nil, mark(errUsage, err)
-	case errors.Is(err, lighthouse.ErrAuthFailed):
-		return nil, err
-	case err != nil:
-		within := fmt.Sprintf("within %v", timeout)
-		if errors.Is(err, context.Canceled) {
-			within = "before the interrupt"
-		}
-		return nil, fmt.Errorf("%w at %s %s: %w", errUnreachable, zkAddr, within, err)
-	}
-	// With a chroot, "/" is the chroot's node.
-	ok, _, err := sess.Exists(ctx, "/")
-	if err == nil && !ok {
-		_, chroot, _ := strings.Cut(zkAddr, "/")
-		err = mark(errNotFound, fmt.Errorf("chroot /%s does not exist", chroot))
-	}
-	if err != nil {
-		sess.Close()
-		return nil, mapErr(err)
-	}
-	return sess, nil
-}
-
-// withPort adds ZooKeeper's default port to a host that has none.
-func withPort(h string) string {
-	if !strings.Contains(h, ":") || strings.HasSuffix(h, "]") {
-		return h + ":2181"
-	}
-	return h
-}
-
-// malformed reports whether connect string s fails to parse. Connect's
-// ErrInvalidConnectString also covers a host name that does not resolve,
-// which is no usage error: this tells the two apart.
-func malformed(s string) bool {
-	hosts, chroot, ok := strings.Cut(strings.TrimSpace(s), "/")
-	if ok && lighthouse.ValidatePath("/"+chroot) != nil {
-		return true
-	}
-	for _, h := range strings.Split(hosts, ",") {
-		host, port, err := net.SplitHostPort(withPort(strings.TrimSpace(h)))
-		n, perr := strconv.Atoi(port)
-		if err != nil || host == "" || strings.ContainsAny(host, " \t[]") || perr != nil || n < 1 || n > 65535 {
-			return true
-		}
-	}
-	return false
 }
 
 // inspect runs one operator command: connect, then one read or a watch.
@@ -235,62 +172,6 @@ Text output quotes, Go-style, names and data that are not printable UTF-8.
 In JSON, "data" is a node's data as a string if it is UTF-8; otherwise
 "data_base64" holds it base64-encoded and "data" is absent.`
 
-// emitter prints values as text or JSON.
-type emitter struct {
-	w    io.Writer
-	json bool
-}
-
-func (e *emitter) print(v any, text func(w io.Writer)) {
-	if e.json {
-		b, _ := json.Marshal(v)
-		fmt.Fprintf(e.w, "%s\n", b)
-		return
-	}
-	text(e.w)
-}
-
-type participantJSON struct {
-	ID     string `json:"id"`
-	Leader bool   `json:"leader"`
-	Token  int64  `json:"token"`
-	Node   string `json:"node"`
-	jsonData
-}
-
-func toParticipantJSON(p lighthouse.Participant) participantJSON {
-	j := participantJSON{ID: p.ID, Leader: p.IsLeader, Token: p.Token, Node: p.Node}
-	if len(p.Data) > 0 {
-		j.jsonData = newJSONData(p.Data)
-	}
-	return j
-}
-
-// jsonData is node data in JSON: text if it is UTF-8, else base64, so that
-// bytes are never mistaken for text.
-type jsonData struct {
-	Data   *string `json:"data,omitempty"`
-	Base64 []byte  `json:"data_base64,omitempty"`
-}
-
-func newJSONData(b []byte) jsonData {
-	if !utf8.Valid(b) {
-		return jsonData{Base64: b}
-	}
-	s := string(b)
-	return jsonData{Data: &s}
-}
-
-// text shows s as it is if it is printable UTF-8, else quoted Go-style, so
-// that names and data cannot break lines or send terminal escapes.
-func text(s string) string {
-	printable := func(r rune) bool { return strconv.IsPrint(r) && r != utf8.RuneError }
-	if strings.IndexFunc(s, func(r rune) bool { return !printable(r) }) < 0 && !strings.HasPrefix(s, `"`) {
-		return s
-	}
-	return strconv.Quote(s)
-}
-
 func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspectFlags, out *emitter) error {
 	show := func(p lighthouse.Participant) {
 		if p.ID == "" && p.Node == "" {
@@ -346,11 +227,12 @@ func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f 
 		})
 	}
 	read := func() ([]lighthouse.Participant, error) {
-		return readCtx(ctx, f, func(ctx context.Context) ([]lighthouse.Participant, error) { return s.Participants(ctx, path) })
+		ps, err := readCtx(ctx, f, func(ctx context.Context) ([]lighthouse.Participant, error) { return s.Participants(ctx, path) })
+		return ps, electionErr(path, err)
 	}
 	ps, err := read()
 	if err != nil {
-		return electionErr(path, err)
+		return err
 	}
 	show(ps)
 	if !f.watch {
@@ -373,11 +255,6 @@ func electionErr(path string, err error) error {
 		return mark(errNotFound, fmt.Errorf("no election at %s", path))
 	}
 	return err
-}
-
-type nodeJSON struct {
-	ID string `json:"id"`
-	jsonData
 }
 
 func showNodes(out *emitter, nodes []lighthouse.Node) {
