@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -28,20 +26,20 @@ const (
 // under a service, a client that balances calls over them, and a scenario
 // of faults, printing what happens as it happens and a summary at the end.
 func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	zkFlag := fs.String("zk", os.Getenv("LIGHTHOUSE_ZK"), "ZooKeeper ensemble `host:port,...` to use instead of a local server (env LIGHTHOUSE_ZK)")
+	fs := newFlagSet("demo", demoUsage, stderr)
+	zkFlag := fs.String("zk", os.Getenv("LIGHTHOUSE_ZK"), "ZooKeeper ensemble `host:port,...[/chroot]` to use instead of a local server (env LIGHTHOUSE_ZK)")
 	workers := fs.Int("workers", 3, "how many workers")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	timeout := fs.Duration("timeout", 10*time.Second, "how long to wait for ZooKeeper to answer at the start")
+	if err := parse(fs, args); err != nil {
+		return err
 	}
-	if *workers < 2 {
-		return fmt.Errorf("%w: --workers must be at least 2", errUsage)
+	switch {
+	case *workers < 2:
+		return usagef("--workers must be at least 2")
+	case *timeout <= 0:
+		return usagef("--timeout must be positive, not %v", *timeout)
 	}
-	d := &demoRun{out: newConsole(stdout), ctx: ctx, byID: map[string]*worker{}}
+	d := &demoRun{out: newConsole(stdout), ctx: ctx, timeout: *timeout, byID: map[string]*worker{}}
 
 	target := *zkFlag
 	if target == "" {
@@ -57,9 +55,21 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		d.cluster, target = c, c.ConnectString()
 		d.out.say("", "ZooKeeper is serving on %s", target)
 	}
-	d.target = strings.Split(strings.SplitN(target, "/", 2)[0], ",")[0]
 	defer d.stop()
-	err := d.play(*workers)
+	d.out.say("", "connecting to %s", target)
+	client, err := connect(ctx, target, d.timeout, lighthouse.WithSessionTimeout(demoTimeout))
+	if err != nil {
+		return err
+	}
+	d.client = client
+	hosts, chroot, _ := strings.Cut(target, "/")
+	for _, h := range strings.Split(hosts, ",") {
+		d.hosts = append(d.hosts, withPort(strings.TrimSpace(h)))
+	}
+	if chroot != "" {
+		d.chroot = "/" + chroot
+	}
+	err = d.play(*workers)
 	d.summary()
 	if err != nil && ctx.Err() != nil {
 		d.out.say("", "interrupted: cleaning up")
@@ -68,11 +78,21 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
+const demoUsage = `Runs workers that elect a leader and register as a service, and a client
+that balances calls over them, through a scenario of faults (a release, a
+crash, a server restart or a cut), printing what happens as it happens.
+
+With no --zk it starts a local ZooKeeper in a temporary directory. With
+--zk, each worker reaches each server of the ensemble through a proxy of its
+own (so that it can be cut off alone), under the chroot if there is one.`
+
 type demoRun struct {
 	ctx     context.Context
 	out     *console
+	timeout time.Duration
 	cluster *testzk.Cluster // nil with --zk
-	target  string          // the first server: each worker's proxy points at it
+	hosts   []string        // the servers: each worker has a proxy to each
+	chroot  string          // "" or the chroot of --zk
 
 	mu        sync.Mutex
 	workers   []*worker
@@ -96,13 +116,13 @@ type failover struct {
 // worker is one member of the cluster, with its own session behind its own
 // fault proxy, so that it can be cut off alone.
 type worker struct {
-	id     string
-	proxy  *testzk.Proxy
-	sess   *lighthouse.Session
-	cancel context.CancelFunc
-	alive  atomic.Bool
-	served atomic.Int64
-	lead   atomic.Pointer[lighthouse.Leadership]
+	id      string
+	proxies []*testzk.Proxy // one to each server
+	sess    *lighthouse.Session
+	cancel  context.CancelFunc
+	alive   atomic.Bool
+	served  atomic.Int64
+	lead    atomic.Pointer[lighthouse.Leadership]
 }
 
 func (d *demoRun) play(n int) error {
@@ -163,13 +183,13 @@ func (d *demoRun) play(n int) error {
 	} else {
 		d.out.step("every worker's connection is cut for a moment")
 		for _, w := range d.liveWorkers() {
-			w.proxy.Cut()
+			w.each((*testzk.Proxy).Cut)
 		}
 		if err := d.awaitNoLeader(); err != nil {
 			return err
 		}
 		for _, w := range d.liveWorkers() {
-			w.proxy.Heal()
+			w.each((*testzk.Proxy).Heal)
 		}
 	}
 	if _, err := d.awaitLeader(nil); err != nil {
@@ -181,17 +201,23 @@ func (d *demoRun) play(n int) error {
 }
 
 func (d *demoRun) startWorker(id string) error {
-	proxy, err := testzk.NewProxy(d.target)
-	if err != nil {
-		return err
+	w := &worker{id: id}
+	addrs := make([]string, len(d.hosts))
+	for i, h := range d.hosts {
+		p, err := testzk.NewProxy(h)
+		if err != nil {
+			w.each(func(p *testzk.Proxy) { p.Close() })
+			return err
+		}
+		w.proxies, addrs[i] = append(w.proxies, p), p.Addr()
 	}
-	sess, err := lighthouse.Connect(d.ctx, proxy.Addr(), lighthouse.WithSessionTimeout(demoTimeout))
+	sess, err := connect(d.ctx, strings.Join(addrs, ",")+d.chroot, d.timeout, lighthouse.WithSessionTimeout(demoTimeout))
 	if err != nil {
-		proxy.Close()
+		w.each(func(p *testzk.Proxy) { p.Close() })
 		return err
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
-	w := &worker{id: id, proxy: proxy, sess: sess, cancel: cancel}
+	w.sess, w.cancel = sess, cancel
 	w.alive.Store(true)
 	d.mu.Lock()
 	d.workers = append(d.workers, w)
@@ -203,7 +229,7 @@ func (d *demoRun) startWorker(id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := sess.Register(ctx, demoService, lighthouse.Node{ID: id, Data: []byte(proxy.Addr())}); err != nil {
+	if _, err := sess.Register(ctx, demoService, lighthouse.Node{ID: id, Data: []byte(addrs[0])}); err != nil {
 		return err
 	}
 	d.out.say(id, "joined (session 0x%x)", sess.SessionID())
@@ -239,17 +265,24 @@ func (d *demoRun) startWorker(id string) error {
 	return nil
 }
 
+// each applies f to each of the worker's proxies.
+func (w *worker) each(f func(*testzk.Proxy)) {
+	for _, p := range w.proxies {
+		f(p)
+	}
+}
+
 // kill cuts a worker off without a goodbye: the server only learns it is
 // gone when its session expires.
 func (d *demoRun) kill(w *worker) {
 	w.alive.Store(false)
-	w.proxy.Stall()
+	w.each((*testzk.Proxy).Stall)
 	d.mu.Lock()
 	d.workers = slices.DeleteFunc(d.workers, func(x *worker) bool { return x == w })
 	d.mu.Unlock()
 	w.cancel()
 	w.sess.Close() // cannot reach the server: returns within a second
-	w.proxy.Close()
+	w.each(func(p *testzk.Proxy) { p.Close() })
 	d.out.say(w.id, "%s", d.out.red("killed"))
 }
 
@@ -259,16 +292,12 @@ func (d *demoRun) liveWorkers() []*worker {
 	return slices.Clone(d.workers)
 }
 
-// startClient connects the client and starts calling the workers through a
+// startClient starts the client calling the workers through a
 // balancer. A call to a worker that does not answer is reported to the
 // balancer and retried on another: the summary counts calls that failed
 // even so.
 func (d *demoRun) startClient() error {
-	sess, err := lighthouse.Connect(d.ctx, d.target, lighthouse.WithSessionTimeout(demoTimeout))
-	if err != nil {
-		return err
-	}
-	d.client = sess
+	sess := d.client
 	ctx, cancel := context.WithCancel(d.ctx)
 	d.stopCalls = cancel
 	b, err := sess.Balancer(ctx, demoService, lighthouse.RoundRobin(), lighthouse.WithDownPolicy(1, time.Minute, time.Minute))
@@ -402,7 +431,7 @@ func (d *demoRun) stop() {
 	for _, w := range live {
 		w.cancel()
 		w.sess.Close()
-		w.proxy.Close()
+		w.each(func(p *testzk.Proxy) { p.Close() })
 	}
 	if d.client != nil {
 		d.client.Close()

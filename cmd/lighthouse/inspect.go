@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/lighthouse-zk/lighthouse"
 )
@@ -23,11 +20,6 @@ const (
 	exitUnreachable = 3 // no session could be established in time
 	exitNotFound    = 4 // no such election, service, or no leader
 	exitNoAuth      = 5 // the credentials do not allow it
-)
-
-var (
-	errUnreachable = errors.New("cannot reach ZooKeeper")
-	errNotFound    = errors.New("not found")
 )
 
 // inspectFlags are the flags every operator command takes.
@@ -42,13 +34,7 @@ type inspectFlags struct {
 
 func newInspectFlags(name string, stderr io.Writer, usage string) (*flag.FlagSet, *inspectFlags) {
 	f := &inspectFlags{}
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: lighthouse %s [flags]\n\n%s\n\nFlags:\n", name, usage)
-		fs.PrintDefaults()
-		fmt.Fprint(stderr, exitCodesHelp)
-	}
+	fs := newFlagSet(name, usage, stderr)
 	fs.StringVar(&f.zk, "zk", envOr("LIGHTHOUSE_ZK", "127.0.0.1:2181"), "ZooKeeper ensemble `host:port,...[/chroot]` (env LIGHTHOUSE_ZK)")
 	fs.StringVar(&f.user, "user", os.Getenv("LIGHTHOUSE_USER"), "digest auth user (env LIGHTHOUSE_USER)")
 	fs.StringVar(&f.password, "password", os.Getenv("LIGHTHOUSE_PASSWORD"), "digest auth password (env LIGHTHOUSE_PASSWORD; prefer it to the flag)")
@@ -58,8 +44,24 @@ func newInspectFlags(name string, stderr io.Writer, usage string) (*flag.FlagSet
 	return fs, f
 }
 
+// newFlagSet returns the flag set of a command. Its help, on stderr, ends
+// with the exit codes; its errors are left to main to print, once.
+func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: lighthouse %s [flags]\n\n%s\n\nFlags:\n", name, usage)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+		fmt.Fprint(stderr, exitCodesHelp)
+	}
+	return fs
+}
+
 const exitCodesHelp = `
-Exit codes: 0 ok, 1 failure, 2 usage, 3 ZooKeeper unreachable, 4 not found, 5 not authorized.
+Exit codes: 0 ok, 1 failure, 2 usage, 3 ZooKeeper unreachable, 4 not found
+(election, leader, service, or the chroot of --zk), 5 not authorized.
 `
 
 func envOr(key, def string) string {
@@ -69,40 +71,42 @@ func envOr(key, def string) string {
 	return def
 }
 
-// connectFor opens a session for an operator command.
+func (f *inspectFlags) validate() error {
+	switch {
+	case f.timeout <= 0:
+		return usagef("--timeout must be positive, not %v", f.timeout)
+	case f.user == "" && f.password != "":
+		return usagef("--password (or LIGHTHOUSE_PASSWORD) needs --user")
+	case f.user != "" && f.password == "":
+		return usagef("--user needs a non-empty --password (or LIGHTHOUSE_PASSWORD)")
+	}
+	return nil
+}
+
 func (f *inspectFlags) connect(ctx context.Context) (*lighthouse.Session, error) {
 	opts := []lighthouse.Option{lighthouse.WithSessionTimeout(max(f.timeout, 2*time.Second))}
 	if f.user != "" {
 		opts = append(opts, lighthouse.WithDigestAuth(f.user, f.password))
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	sess, err := lighthouse.Connect(ctx, f.zk, opts...)
-	switch {
-	case errors.Is(err, lighthouse.ErrInvalidConnectString), errors.Is(err, lighthouse.ErrInvalidOption):
-		return nil, fmt.Errorf("%w: %v", errUsage, err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return nil, fmt.Errorf("%w at %s within %v: %v", errUnreachable, f.zk, f.timeout, err)
-	}
-	return sess, err
+	return connect(ctx, f.zk, f.timeout, opts...)
 }
 
 // inspect runs one operator command: connect, then one read or a watch.
 func inspect(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
 	spec, ok := inspectors[name]
 	if !ok {
-		return fmt.Errorf("%w: unknown command %q", errUsage, name)
+		return usagef("unknown command %q", name)
 	}
 	fs, f := newInspectFlags(name, stderr, spec.usage)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil // asked for help, got it
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parse(fs, args); err != nil {
+		return err
 	}
 	if fs.NArg() != spec.args {
 		fs.Usage()
-		return fmt.Errorf("%w: %s takes %d argument(s), got %d", errUsage, name, spec.args, fs.NArg())
+		return usagef("%s takes %d argument(s), got %d", name, spec.args, fs.NArg())
+	}
+	if err := f.validate(); err != nil {
+		return err
 	}
 	sess, err := f.connect(ctx)
 	if err != nil {
@@ -113,17 +117,27 @@ func inspect(ctx context.Context, name string, args []string, stdout, stderr io.
 	return mapErr(spec.run(ctx, sess, fs.Arg(0), f, out))
 }
 
-// mapErr turns library errors into the command's error kinds.
+// parse parses a command's flags: an error is a usage error, except
+// flag.ErrHelp after the help was printed.
+func parse(fs *flag.FlagSet, args []string) error {
+	err := fs.Parse(args)
+	if err == nil || errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return mark(errUsage, err)
+}
+
+// mapErr gives library errors the command's error kinds.
 func mapErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
 	case errors.Is(err, lighthouse.ErrInvalidPath), errors.Is(err, lighthouse.ErrInvalidID):
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return mark(errUsage, err)
 	case errors.Is(err, lighthouse.ErrNoNode), errors.Is(err, lighthouse.ErrNoLeader):
-		return fmt.Errorf("%w: %v", errNotFound, err)
+		return mark(errNotFound, err)
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, lighthouse.ErrConnectionLoss):
-		return fmt.Errorf("%w: %v", errUnreachable, err)
+		return mark(errUnreachable, err)
 	}
 	return err
 }
@@ -135,46 +149,28 @@ type inspector struct {
 }
 
 var inspectors = map[string]inspector{
-	"leader":       {1, "Prints the leader of the election at PATH: lighthouse leader PATH", runLeader},
-	"participants": {1, "Prints the participants of the election at PATH in queue order, the leader first:\n  lighthouse participants PATH", runParticipants},
-	"members":      {1, "Prints the live instances registered under SERVICE: lighthouse members SERVICE", runMembers},
-	"services":     {0, "Prints the registered service names: lighthouse services", runServices},
+	"leader": {1, `Prints the leader of the election at PATH: lighthouse leader PATH
+
+With --json: {"id", "leader": true, "token", "node", "data" or "data_base64"},
+or null (--watch, while nobody leads). The token is the leader's fencing
+token: the zxid that created its node.` + dataHelp, runLeader},
+	"participants": {1, `Prints the participants of the election at PATH in queue order, the leader
+first: lighthouse participants PATH
+
+With --json: a list of {"id", "leader", "token", "node", "data" or
+"data_base64"}.` + dataHelp, runParticipants},
+	"members": {1, `Prints the live instances registered under SERVICE: lighthouse members SERVICE
+
+With --json: a list of {"id", "data" or "data_base64"}.` + dataHelp, runMembers},
+	"services": {0, `Prints the registered service names: lighthouse services
+
+With --json: a list of names.` + dataHelp, runServices},
 }
 
-// emitter prints values as text or JSON.
-type emitter struct {
-	w    io.Writer
-	json bool
-}
-
-func (e *emitter) print(v any, text func(w io.Writer)) {
-	if e.json {
-		b, _ := json.Marshal(v)
-		fmt.Fprintf(e.w, "%s\n", b)
-		return
-	}
-	text(e.w)
-}
-
-type participantJSON struct {
-	ID     string `json:"id"`
-	Leader bool   `json:"leader"`
-	Token  int64  `json:"token"`
-	Node   string `json:"node"`
-	Data   string `json:"data,omitempty"`
-}
-
-func toParticipantJSON(p lighthouse.Participant) participantJSON {
-	return participantJSON{ID: p.ID, Leader: p.IsLeader, Token: p.Token, Node: p.Node, Data: printable(p.Data)}
-}
-
-// printable shows data as text if it is UTF-8, else as a Go-quoted string.
-func printable(b []byte) string {
-	if utf8.Valid(b) {
-		return string(b)
-	}
-	return strings.Trim(fmt.Sprintf("%q", b), `"`)
-}
+const dataHelp = `
+Text output quotes, Go-style, names and data that are not printable UTF-8.
+In JSON, "data" is a node's data as a string if it is UTF-8; otherwise
+"data_base64" holds it base64-encoded and "data" is absent.`
 
 func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspectFlags, out *emitter) error {
 	show := func(p lighthouse.Participant) {
@@ -183,14 +179,21 @@ func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspe
 			return
 		}
 		out.print(toParticipantJSON(p), func(w io.Writer) {
-			fmt.Fprintf(w, "%s\ttoken=%d\tnode=%s\n", p.ID, p.Token, p.Node)
+			fmt.Fprintf(w, "%s\ttoken=%d\tnode=%s\n", text(p.ID), p.Token, text(p.Node))
 		})
 	}
-	if !f.watch {
-		p, err := readCtx(ctx, f, func(ctx context.Context) (lighthouse.Participant, error) { return s.Leader(ctx, path) })
-		if err != nil {
-			return err
-		}
+	// The first read also checks, for --watch, that the election exists.
+	p, err := readCtx(ctx, f, func(ctx context.Context) (lighthouse.Participant, error) { return s.Leader(ctx, path) })
+	var opErr *lighthouse.OpError
+	if errors.As(err, &opErr) && opErr.Op == "participants" {
+		// Leader reads through Participants, and its errors say so.
+		e := *opErr
+		e.Op, err = "leader", &e
+	}
+	switch {
+	case err != nil && !(f.watch && errors.Is(err, lighthouse.ErrNoLeader)):
+		return electionErr(path, err)
+	case !f.watch:
 		show(p)
 		return nil
 	}
@@ -218,13 +221,14 @@ func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f 
 				if p.IsLeader {
 					role = "leader"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", role, p.ID, p.Token, p.Node)
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", role, text(p.ID), p.Token, text(p.Node))
 			}
 			tw.Flush()
 		})
 	}
 	read := func() ([]lighthouse.Participant, error) {
-		return readCtx(ctx, f, func(ctx context.Context) ([]lighthouse.Participant, error) { return s.Participants(ctx, path) })
+		ps, err := readCtx(ctx, f, func(ctx context.Context) ([]lighthouse.Participant, error) { return s.Participants(ctx, path) })
+		return ps, electionErr(path, err)
 	}
 	ps, err := read()
 	if err != nil {
@@ -243,22 +247,27 @@ func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f 
 	})
 }
 
-type nodeJSON struct {
-	ID   string `json:"id"`
-	Data string `json:"data"`
+// electionErr says "no election at path" for ErrNoNode: elections are
+// persistent nodes, so a missing one is a mistake rather than something to
+// wait for, with or without --watch.
+func electionErr(path string, err error) error {
+	if errors.Is(err, lighthouse.ErrNoNode) {
+		return mark(errNotFound, fmt.Errorf("no election at %s", path))
+	}
+	return err
 }
 
 func showNodes(out *emitter, nodes []lighthouse.Node) {
 	js := make([]nodeJSON, 0, len(nodes))
 	for _, n := range nodes {
-		js = append(js, nodeJSON{ID: n.ID, Data: printable(n.Data)})
+		js = append(js, nodeJSON{n.ID, newJSONData(n.Data)})
 	}
 	out.print(js, func(w io.Writer) {
 		if len(nodes) == 0 {
 			fmt.Fprintln(w, "(no members)")
 		}
 		for _, n := range nodes {
-			fmt.Fprintf(w, "%s\t%s\n", n.ID, printable(n.Data))
+			fmt.Fprintf(w, "%s\t%s\n", text(n.ID), text(string(n.Data)))
 		}
 	})
 }
@@ -289,7 +298,7 @@ func runServices(ctx context.Context, s *lighthouse.Session, _ string, f *inspec
 				fmt.Fprintln(w, "(no services)")
 			}
 			for _, n := range names {
-				fmt.Fprintln(w, n)
+				fmt.Fprintln(w, text(n))
 			}
 		})
 	}

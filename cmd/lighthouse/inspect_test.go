@@ -46,11 +46,17 @@ func lighthouseBin(t *testing.T) string {
 	return binary.path
 }
 
+// cliEnv is the environment of the built command: without our variables.
+var cliEnv = append(os.Environ(), "LIGHTHOUSE_ZK=", "LIGHTHOUSE_USER=", "LIGHTHOUSE_PASSWORD=")
+
 // cli runs the built command and returns its stdout, stderr and exit code.
+// A command still running after 30 s is killed (exit -1).
 func cli(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(lighthouseBin(t), args...)
-	cmd.Env = append(os.Environ(), "LIGHTHOUSE_ZK=")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, lighthouseBin(t), args...)
+	cmd.Env = cliEnv
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -164,7 +170,33 @@ func TestMembersAndServices(t *testing.T) {
 func TestMembersWatch(t *testing.T) {
 	zkc := testzk.Shared(t)
 	root := zkc.Root(t)
-	cmd := exec.Command(lighthouseBin(t), "members", "--zk", root, "--watch", "--json", "orders")
+	next, stop := cliWatch(t, "members", "--zk", root, "--watch", "--json", "orders")
+	if l := next(); l != "[]" {
+		t.Fatalf("first line %q, want []", l)
+	}
+	reg, err := session(t, root).Register(context.Background(), "orders", lighthouse.Node{ID: "o1", Data: []byte("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := next(); l != `[{"id":"o1","data":"x"}]` {
+		t.Fatalf("after a join: %q", l)
+	}
+	reg.Close()
+	if l := next(); l != "[]" {
+		t.Fatalf("after a leave: %q", l)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("members --watch after Ctrl-C: %v", err)
+	}
+}
+
+// cliWatch starts the built command, which is to keep running. next returns
+// its next line of output (failing t after 10 s without one); stop sends it
+// Ctrl-C and returns its exit status.
+func cliWatch(t *testing.T, args ...string) (next func() string, stop func() error) {
+	t.Helper()
+	cmd := exec.Command(lighthouseBin(t), args...)
+	cmd.Env = cliEnv
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -180,36 +212,29 @@ func TestMembersWatch(t *testing.T) {
 			lines <- sc.Text()
 		}
 	}()
-	next := func() string {
+	stopped := false
+	stop = func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cmd.Process.Signal(syscall.SIGINT)
+		for range lines {
+		}
+		return cmd.Wait()
+	}
+	t.Cleanup(func() { stop() })
+	next = func() string {
 		t.Helper()
 		select {
 		case l := <-lines:
 			return l
 		case <-time.After(10 * time.Second):
-			t.Fatal("members --watch printed nothing")
+			t.Fatalf("%q printed nothing", args)
 		}
 		return ""
 	}
-	if l := next(); l != "[]" {
-		t.Fatalf("first line %q, want []", l)
-	}
-	reg, err := session(t, root).Register(context.Background(), "orders", lighthouse.Node{ID: "o1", Data: []byte("x")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l := next(); l != `[{"id":"o1","data":"x"}]` {
-		t.Fatalf("after a join: %q", l)
-	}
-	reg.Close()
-	if l := next(); l != "[]" {
-		t.Fatalf("after a leave: %q", l)
-	}
-	cmd.Process.Signal(syscall.SIGINT)
-	for range lines {
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("members --watch after Ctrl-C: %v", err)
-	}
+	return next, stop
 }
 
 func TestInspectErrors(t *testing.T) {
@@ -239,5 +264,136 @@ func TestInspectErrors(t *testing.T) {
 	}
 	if out, stderr, code := cli(t, "participants", "--zk", root, "--user", "ops", "--password", "pw", "/private"); code != 0 || !strings.Contains(out, "secret-worker") {
 		t.Fatalf("with credentials: exit %d, %q %s", code, out, stderr)
+	}
+}
+
+// TestExitCodes pins the exit code and message of each kind of failure. No
+// message says "lighthouse:" twice.
+func TestExitCodes(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	missingRoot := zkc.Addr(0) + "/no-such-chroot"
+	owner := session(t, root, lighthouse.WithDigestAuth("ops", "pw"),
+		lighthouse.WithACL(zk.DigestACL(zk.PermAll, "ops", "pw")...))
+	elect(t, owner, "/private", "secret-worker")
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string // in stderr
+	}{
+		{[]string{"leader", "--zk", root, "--timeout", "0", "/x"}, exitUsage, "--timeout"},
+		{[]string{"leader", "--zk", root, "--timeout", "-1s", "/x"}, exitUsage, "--timeout"},
+		{[]string{"leader", "--zk", root, "--password", "pw", "/x"}, exitUsage, "--user"},
+		{[]string{"leader", "--zk", root, "--user", "ops", "--password", "", "/x"}, exitUsage, "--password"},
+		{[]string{"leader", "--zk", "127.0.0.1:99999", "/x"}, exitUsage, "connect string"},
+		{[]string{"leader", "--zk", "127.0.0.1:2181,", "/x"}, exitUsage, "connect string"},
+		{[]string{"leader", "--zk", "no-such-host.invalid:2181", "--timeout", "2s", "/x"}, exitUnreachable, "cannot reach ZooKeeper"},
+		{[]string{"leader", "--zk", root, "not-absolute"}, exitUsage, "invalid path"},
+		{[]string{"leader", "--zk", root, "/missing"}, exitNotFound, "no election at /missing"},
+		{[]string{"leader", "--zk", root, "--watch", "/missing"}, exitNotFound, "no election at /missing"},
+		{[]string{"participants", "--zk", root, "/missing"}, exitNotFound, "no election at /missing"},
+		{[]string{"participants", "--zk", root, "--watch", "/missing"}, exitNotFound, "no election at /missing"},
+		{[]string{"leader", "--zk", root, "/private"}, exitNoAuth, "leader /private"},
+		{[]string{"services", "--zk", missingRoot}, exitNotFound, "chroot /no-such-chroot does not exist"},
+		{[]string{"members", "--zk", missingRoot, "users"}, exitNotFound, "chroot /no-such-chroot does not exist"},
+		{[]string{"leader", "--zk", missingRoot, "/x"}, exitNotFound, "chroot /no-such-chroot does not exist"},
+		{[]string{"participants", "--zk", missingRoot, "--watch", "/x"}, exitNotFound, "chroot /no-such-chroot does not exist"},
+	} {
+		_, stderr, code := cli(t, tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%q: exit %d, want %d with %q; stderr %q", tc.args, code, tc.code, tc.want, stderr)
+		}
+		if strings.Count(stderr, "lighthouse:") > 1 || tc.args[0] != "participants" && strings.Contains(stderr, "participants") {
+			t.Errorf("%q: stderr %q says \"lighthouse:\" twice or names the wrong command", tc.args, stderr)
+		}
+	}
+	// A host that does not resolve beside one that works: never a usage error.
+	if _, stderr, code := cli(t, "services", "--zk", "no-such-host.invalid:2181,"+root, "--timeout", "2s"); code == exitUsage {
+		t.Errorf("an unresolvable host among good ones: exit %d (%s)", code, stderr)
+	}
+}
+
+func TestHelpStatesExitCodes(t *testing.T) {
+	for _, c := range []string{"demo", "leader", "participants", "members", "services"} {
+		out, stderr, code := cli(t, c, "--help")
+		if code != 0 || !strings.Contains(out+stderr, "Exit codes:") {
+			t.Errorf("%s --help: exit %d, no exit codes in %q", c, code, out+stderr)
+		}
+	}
+}
+
+// TestHostileNames: IDs and data with control characters or bytes that are
+// not UTF-8 are escaped in text and never pass for text in JSON.
+func TestHostileNames(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s := session(t, root)
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	const evil = "evil\x1b[2J\nline"
+	ch, err := s.Elect(ctx, "/e", lighthouse.WithID(evil), lighthouse.WithData([]byte{0xff, 0xfe}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range ch {
+		}
+	}()
+	// Service and member names are paths, which exclude control characters;
+	// member data may hold anything.
+	for _, n := range []lighthouse.Node{{ID: "bytes", Data: []byte{0xff, 0x00, 'x'}}, {ID: "plain", Data: []byte("\a\x1b[2J\nnext")}} {
+		reg, err := s.Register(ctx, "svc", n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { reg.Close() })
+	}
+	for _, args := range [][]string{{"leader", "/e"}, {"participants", "/e"}, {"members", "svc"}} {
+		out, stderr, code := cli(t, append([]string{args[0], "--zk", root}, args[1:]...)...)
+		if code != 0 || strings.ContainsAny(out, "\x1b\a") || strings.Count(out, "\n") > 3 {
+			t.Errorf("%q: exit %d, raw control characters in %q (%s)", args, code, out, stderr)
+		}
+		if args[0] == "members" && !strings.Contains(out, "plain\t") {
+			t.Errorf("%q: printable ID quoted: %q", args, out)
+		}
+	}
+	out, _, code := cli(t, "members", "--zk", root, "--json", "svc")
+	var nodes []map[string]any
+	if err := json.Unmarshal([]byte(out), &nodes); code != 0 || err != nil || len(nodes) != 2 {
+		t.Fatalf("members --json: exit %d, %q (%v)", code, out, err)
+	}
+	if _, ok := nodes[0]["data"]; ok || nodes[0]["data_base64"] != "/wB4" || nodes[1]["data"] != "\a\x1b[2J\nnext" || nodes[1]["data_base64"] != nil {
+		t.Errorf("members --json: %q", out)
+	}
+	out, _, _ = cli(t, "leader", "--zk", root, "--json", "/e")
+	var l map[string]any
+	if err := json.Unmarshal([]byte(out), &l); err != nil || l["id"] != evil || l["data_base64"] != "//4=" || l["data"] != nil {
+		t.Errorf("leader --json: %q (%v)", out, err)
+	}
+}
+
+// TestLeaderToken: leader --json carries the fencing token, the czxid of
+// the leader's node, with and without --watch.
+func TestLeaderToken(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	s := session(t, root)
+	elect(t, s, "/jobs", "a")
+	ps, err := s.Participants(context.Background(), "/jobs")
+	if err != nil || len(ps) != 1 {
+		t.Fatalf("participants: %v %v", ps, err)
+	}
+	_, st, err := s.Exists(context.Background(), "/jobs/"+ps[0].Node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var l struct{ Token int64 }
+	out, _, code := cli(t, "leader", "--zk", root, "--json", "/jobs")
+	if err := json.Unmarshal([]byte(out), &l); code != 0 || err != nil || l.Token != st.Czxid {
+		t.Fatalf("leader --json: exit %d, %q, want token %d (%v)", code, out, st.Czxid, err)
+	}
+	next, _ := cliWatch(t, "leader", "--zk", root, "--json", "--watch", "/jobs")
+	if out := next(); json.Unmarshal([]byte(out), &l) != nil || l.Token != st.Czxid {
+		t.Fatalf("leader --json --watch: %q, want token %d", out, st.Czxid)
 	}
 }

@@ -1,6 +1,7 @@
 // Command lighthouse shows lighthouse at work.
 //
-//	lighthouse demo [--zk host:port,...]
+//	lighthouse demo [--zk host:port,...[/chroot]]
+//	lighthouse leader|participants|members|services ...
 //
 // With no --zk, demo starts a local ZooKeeper (Debian's package, through the
 // same launcher the tests use) in a temporary directory and removes it on exit.
@@ -14,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/lighthouse-zk/lighthouse"
@@ -23,10 +25,8 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "lighthouse:", err)
-		}
+	if err != nil && !errors.Is(err, flag.ErrHelp) { // help is no failure
+		fmt.Fprintln(os.Stderr, message(err))
 		os.Exit(exitCode(err))
 	}
 }
@@ -43,20 +43,43 @@ Usage:
 The inspecting commands take --zk (or LIGHTHOUSE_ZK), --user/--password for
 digest auth, --timeout, --watch to follow changes, and --json for scripts.
 Run "lighthouse COMMAND --help" for a command's flags.
-`
+` + exitCodesHelp
 
-// errUsage marks errors in the command line (exit code 2).
-var errUsage = errors.New("usage")
+// The kinds of error with an exit code of their own. Errors of the command
+// line are errUsage's; mark gives another error a kind.
+var (
+	errUsage       = errors.New("usage")
+	errUnreachable = errors.New("cannot reach ZooKeeper")
+	errNotFound    = errors.New("not found")
+)
+
+// mark gives err the exit code of kind and keeps its message.
+func mark(kind, err error) error { return kindError{kind, err} }
+
+type kindError struct{ kind, err error }
+
+func (e kindError) Error() string   { return e.err.Error() }
+func (e kindError) Unwrap() []error { return []error{e.kind, e.err} }
+
+func usagef(format string, args ...any) error { return mark(errUsage, fmt.Errorf(format, args...)) }
+
+// message is err as printed: with one "lighthouse: " prefix. The library's
+// errors have it already, and some twice (an *OpError around an error of its
+// own, "lighthouse: leader /x: lighthouse: no leader"): say it once.
+func message(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "lighthouse: ")
+	return "lighthouse: " + strings.ReplaceAll(msg, ": lighthouse: ", ": ")
+}
 
 func exitCode(err error) int {
 	switch {
-	case errors.Is(err, errUsage), errors.Is(err, flag.ErrHelp):
+	case errors.Is(err, errUsage):
 		return exitUsage
 	case errors.Is(err, errUnreachable):
 		return exitUnreachable
 	case errors.Is(err, errNotFound):
 		return exitNotFound
-	case errors.Is(err, lighthouse.ErrNoAuth):
+	case errors.Is(err, lighthouse.ErrNoAuth), errors.Is(err, lighthouse.ErrAuthFailed):
 		return exitNoAuth
 	}
 	return exitFailure
@@ -65,7 +88,7 @@ func exitCode(err error) int {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return fmt.Errorf("%w: no command", errUsage)
+		return usagef("no command")
 	}
 	switch args[0] {
 	case "demo":
@@ -77,5 +100,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("%w: unknown command %q", errUsage, args[0])
+	return usagef("unknown command %q", args[0])
 }

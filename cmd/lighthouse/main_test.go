@@ -72,12 +72,8 @@ func TestDemoStopsOnInterrupt(t *testing.T) {
 	var out syncBuffer
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, []string{"demo", "--zk", zkc.ConnectString()}, &out, io.Discard) }()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(out.String(), "killed hard") { // mid-scenario
-		if time.Now().After(deadline) {
-			t.Fatalf("demo did not get going:\n%s", out.String())
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !out.await("killed hard", 30*time.Second) { // mid-scenario
+		t.Fatalf("demo did not get going:\n%s", out.String())
 	}
 	cancel() // what Ctrl-C does
 	select {
@@ -106,14 +102,41 @@ func expectInOrder(t *testing.T, s string, wants ...string) {
 }
 
 type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
+	mu    sync.Mutex
+	b     bytes.Buffer
+	wrote chan struct{} // closed by the next Write
 }
 
 func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.wrote != nil {
+		close(s.wrote)
+		s.wrote = nil
+	}
 	return s.b.Write(p)
+}
+
+// await reports whether want is written within d.
+func (s *syncBuffer) await(want string, d time.Duration) bool {
+	deadline := time.After(d)
+	for {
+		s.mu.Lock()
+		found := strings.Contains(s.b.String(), want)
+		if s.wrote == nil {
+			s.wrote = make(chan struct{})
+		}
+		wrote := s.wrote
+		s.mu.Unlock()
+		if found {
+			return true
+		}
+		select {
+		case <-wrote:
+		case <-deadline:
+			return false
+		}
+	}
 }
 
 func (s *syncBuffer) String() string {
@@ -129,5 +152,65 @@ func TestUsageErrors(t *testing.T) {
 		if !errors.Is(err, errUsage) || exitCode(err) != 2 || !strings.Contains(errOut.String(), "Usage:") {
 			t.Errorf("run(%q) = %v (exit %d), stderr %q", args, err, exitCode(err), errOut.String())
 		}
+	}
+}
+
+// TestDemoKeepsConnectString: the demo uses every host and the chroot of
+// --zk (here a dead host first, then the live one with a chroot).
+func TestDemoKeepsConnectString(t *testing.T) {
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	var out, errOut bytes.Buffer
+	if err := run(ctx, []string{"demo", "--zk", "127.0.0.1:1," + root, "--workers", "2"}, &out, &errOut); err != nil {
+		t.Fatalf("demo --zk: %v\n%s%s", err, out.String(), errOut.String())
+	}
+	ok, _, err := session(t, root).Exists(context.Background(), demoElection)
+	if err != nil || !ok {
+		t.Fatalf("demo's election is not under the chroot: %v %v\n%s", ok, err, out.String())
+	}
+}
+
+// TestDemoUnreachable: a demo that cannot reach its ensemble fails within
+// --timeout with exit 3, and so does one interrupted before it connects.
+func TestDemoUnreachable(t *testing.T) {
+	for _, zk := range []string{"127.0.0.1:1", "no-such-host.invalid:2181"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		start := time.Now()
+		var out, errOut bytes.Buffer
+		err := run(ctx, []string{"demo", "--zk", zk, "--timeout", "1s"}, &out, &errOut)
+		cancel()
+		if exitCode(err) != exitUnreachable || !strings.Contains(err.Error(), "cannot reach ZooKeeper") || time.Since(start) > 10*time.Second {
+			t.Errorf("demo --zk %s: %v (exit %d) after %v", zk, err, exitCode(err), time.Since(start))
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"demo", "--zk", "127.0.0.1:1", "--timeout", "1m"}, &out, io.Discard) }()
+	if !out.await("connecting", 10*time.Second) {
+		t.Fatalf("demo does not say it is connecting: %q", out.String())
+	}
+	cancel() // Ctrl-C
+	select {
+	case err := <-done:
+		if exitCode(err) != exitUnreachable {
+			t.Fatalf("demo interrupted while connecting: %v (exit %d)", err, exitCode(err))
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("demo did not stop after interrupt")
+	}
+}
+
+// TestDemoMissingChroot: like every command, the demo checks the chroot.
+func TestDemoMissingChroot(t *testing.T) {
+	zkc := testzk.Shared(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := run(ctx, []string{"demo", "--zk", zkc.Addr(0) + "/no-such-chroot"}, io.Discard, io.Discard)
+	if exitCode(err) != exitNotFound || !strings.Contains(err.Error(), "chroot /no-such-chroot does not exist") {
+		t.Fatalf("demo with a missing chroot: %v (exit %d)", err, exitCode(err))
 	}
 }
