@@ -86,10 +86,7 @@ type OpError struct {
 }
 
 func (e *OpError) Error() string {
-	p := e.Path
-	if len(p) > maxQuote {
-		p = quote(p)
-	}
+	p := clip(e.Path)
 	if p == "" {
 		return "lighthouse: " + e.Op + ": " + e.Err.Error()
 	}

@@ -86,6 +86,14 @@ func quote[T string | []byte](b T) string {
 	return strconv.Quote(s[:cut]) + fmt.Sprintf("... (%d bytes)", len(b))
 }
 
+// clip returns s as it is if it is short, else quoted and cut.
+func clip(s string) string {
+	if len(s) > maxQuote {
+		return quote(s)
+	}
+	return s
+}
+
 // joinPath joins a parent path and a child name.
 func joinPath(parent, child string) string {
 	if parent == "/" {

@@ -273,7 +273,7 @@ func (s *Session) checkChroot(ctx context.Context) error {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%w: chroot %s does not exist", ErrNoNode, quote(s.chroot))
+		return fmt.Errorf("%w: chroot %s does not exist", ErrNoNode, clip(s.chroot))
 	}
 	return nil
 }

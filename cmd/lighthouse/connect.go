@@ -12,8 +12,8 @@ import (
 	"github.com/lighthouse-zk/lighthouse"
 )
 
-// connect opens a session within timeout and checks that the chroot of the
-// connect string, if any, exists.
+// connect opens a session within timeout. Connect itself fails when the
+// chroot of the connect string does not exist.
 func connect(ctx context.Context, zkAddr string, timeout time.Duration, opts ...lighthouse.Option) (*lighthouse.Session, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -24,22 +24,14 @@ func connect(ctx context.Context, zkAddr string, timeout time.Duration, opts ...
 		return nil, mark(errUsage, err)
 	case errors.Is(err, lighthouse.ErrAuthFailed):
 		return nil, err
+	case errors.Is(err, lighthouse.ErrNoNode): // the chroot does not exist
+		return nil, mark(errNotFound, err)
 	case err != nil:
 		within := fmt.Sprintf("within %v", timeout)
 		if errors.Is(err, context.Canceled) {
 			within = "before the interrupt"
 		}
 		return nil, fmt.Errorf("%w at %s %s: %w", errUnreachable, zkAddr, within, err)
-	}
-	// With a chroot, "/" is the chroot's node.
-	ok, _, err := sess.Exists(ctx, "/")
-	if err == nil && !ok {
-		_, chroot, _ := strings.Cut(zkAddr, "/")
-		err = mark(errNotFound, fmt.Errorf("chroot /%s does not exist", chroot))
-	}
-	if err != nil {
-		sess.Close()
-		return nil, mapErr(err)
 	}
 	return sess, nil
 }

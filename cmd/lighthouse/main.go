@@ -64,8 +64,8 @@ func (e kindError) Unwrap() []error { return []error{e.kind, e.err} }
 func usagef(format string, args ...any) error { return mark(errUsage, fmt.Errorf(format, args...)) }
 
 // message is err as printed: with one "lighthouse: " prefix. The library's
-// errors have it already, and some twice (an *OpError around an error of its
-// own, "lighthouse: leader /x: lighthouse: no leader"): say it once.
+// errors start with it, and the CLI's own messages wrap them ("cannot reach
+// ZooKeeper at ...: lighthouse: connect ..."): say it once, in front.
 func message(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "lighthouse: ")
 	return "lighthouse: " + strings.ReplaceAll(msg, ": lighthouse: ", ": ")
