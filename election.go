@@ -612,7 +612,7 @@ func (s *Session) Participants(ctx context.Context, path string) ([]Participant,
 func (s *Session) Leader(ctx context.Context, path string) (Participant, error) {
 	ps, err := s.Participants(ctx, path)
 	if err != nil {
-		return Participant{}, err
+		return Participant{}, opError("leader", path, err)
 	}
 	if len(ps) == 0 {
 		return Participant{}, &OpError{Op: "leader", Path: path, Err: ErrNoLeader}
