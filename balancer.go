@@ -6,7 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/actor"
+	"github.com/lighthouse-zk/lighthouse/internal/actor"
 )
 
 // BalancerOption configures Balancer.

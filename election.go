@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/actor"
+	"github.com/lighthouse-zk/lighthouse/internal/actor"
 )
 
 // Election events.

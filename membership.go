@@ -12,7 +12,7 @@ import (
 
 	"github.com/cenkalti/backoff/v4"
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/actor"
+	"github.com/lighthouse-zk/lighthouse/internal/actor"
 )
 
 // Membership events.

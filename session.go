@@ -23,7 +23,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/actor"
+	"github.com/lighthouse-zk/lighthouse/internal/actor"
 )
 
 // Defaults for Connect's options.
