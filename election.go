@@ -105,6 +105,13 @@ func decodeParticipant(b []byte) (id string, data []byte) {
 
 // Leadership is one participant's view of an election, delivered by Elect
 // each time it changes.
+//
+// Three ways to act only while leading, from cheapest to strongest: Valid
+// is local (no round trip) and holds within its stated assumptions about
+// pauses and clocks; Token is for external storage that checks it against
+// the newest token it has seen; Guard is for writes to ZooKeeper itself:
+// a transaction with it commits only if this leader's node still exists,
+// in ZooKeeper's own order, however long this process was paused.
 type Leadership struct {
 	ID       string // this participant
 	IsLeader bool
@@ -127,6 +134,7 @@ type Leadership struct {
 
 	e     *election
 	grant uint64 // which grant of e this is: a Leadership names one grant, not one token
+	node  string // the leader's node (its path, as the caller's), "" when not leading
 }
 
 // Release gives up this leadership but stays in the election: the
@@ -493,7 +501,7 @@ func (e *election) lead(leader string) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.grant++
 	e.leading, e.cancel = true, cancel
-	e.publish(Leadership{ID: e.id, IsLeader: true, Leader: leader, Token: e.czxid, Context: ctx, e: e, grant: e.grant})
+	e.publish(Leadership{ID: e.id, IsLeader: true, Leader: leader, Token: e.czxid, Context: ctx, e: e, grant: e.grant, node: joinPath(e.path, e.node)})
 	e.s.emit(Event{Type: EventElected, SessionID: e.session, Path: e.path})
 }
 
