@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -356,4 +357,43 @@ func TestLeadBadInput(t *testing.T) {
 			t.Errorf("%s: Lead = %v, want %v", tc.name, err, tc.err)
 		}
 	}
+}
+
+// Guards are plain checks: they leave a Curator LeaderLatch queued behind a
+// Go leader waiting (its watch neither fired nor consumed), and it leads
+// once the Go leader leaves.
+func TestGuardLeavesCuratorLatchWaiting(t *testing.T) {
+	root := testzk.Shared(t).Root(t)
+	b := newBench(t)
+	java := startJava(t, root, javaTestTimeout, b.javaLine)
+	s := connect(t, root, WithSessionTimeout(javaTestTimeout))
+	ctx := testCtx(t)
+	if _, err := s.Create(ctx, "/config", nil, Persistent); err != nil {
+		t.Fatal(err)
+	}
+	leave := b.elect(s, "/leader", "go-1")
+	b.r.awaitGrant("go-1", 10*time.Second)
+	java.Call(nil, "latch", "/leader", "java-1")
+	awaitParticipants(t, s, java, "java-1", "/leader", "go-1*,java-1")
+
+	l := b.r.current("go-1")
+	for i := range 5 {
+		if _, err := s.Txn(ctx, l.Guard(), SetOp("/config", []byte(fmt.Sprint(i)), AnyVersion)); err != nil {
+			t.Fatalf("guarded write %d with a latch waiting: %v", i, err)
+		}
+	}
+	awaitParticipants(t, s, java, "java-1", "/leader", "go-1*,java-1")
+	if got := b.order(); !slices.Equal(got, []string{"go-1"}) {
+		t.Fatalf("led %v during the guarded writes, want go-1 alone", got)
+	}
+
+	leave()
+	b.awaitLeader("java-1", 10*time.Second)
+	if got := b.order(); !slices.Equal(got, []string{"go-1", "java-1"}) {
+		t.Fatalf("led in order %v", got)
+	}
+	if _, err := s.Txn(ctx, l.Guard(), SetOp("/config", nil, AnyVersion)); !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("guarded write after leaving: %v, want ErrNotLeader", err)
+	}
+	b.check()
 }
