@@ -62,6 +62,7 @@ const (
 	RuleCutoff        = "cut-off leader revoked before the next is elected"
 	RuleStaleAct      = "no act on a superseded leadership"
 	RuleWake          = "paused leader's first act after waking is to learn it lost"
+	RuleGuarded       = "no guarded write of a deposed leader commits"
 	RuleOneLeader     = "exactly one leader after the faults stop"
 	RuleMembers       = "member sets converge to the live participants"
 	RuleRegistration  = "no registration of a live participant lost"
@@ -95,6 +96,10 @@ type Report struct {
 	// Margin is the smallest time seen between a revocation and the next
 	// grant to another participant (0 if there was none).
 	Margin time.Duration
+	// Guarded counts guarded writes: committed, refused with ErrNotLeader,
+	// and of those refused, the ones sent after a higher token was granted
+	// (a deposed leader's write that the guard stopped).
+	Guarded struct{ Committed, Refused, DeposedRefused int }
 }
 
 // Leadership is one participant's term as it recorded it.
@@ -136,6 +141,7 @@ func Check(run Run) Report {
 	c.tokens()
 	c.overlaps()
 	c.acts()
+	c.guards()
 	c.oneLeader()
 	c.members()
 	c.exits()
@@ -389,6 +395,52 @@ func (c *checker) acts() {
 					}
 				}
 			}
+		}
+	}
+}
+
+// guards: a guarded write commits only while its leader's node exists, so
+// none sent after a higher token was granted (the grant is stamped after the
+// library saw the old leader's node gone) commits; and in ZooKeeper's order
+// (the zxids the writes committed with) tokens never go down.
+func (c *checker) guards() {
+	var committed []Record
+	for _, p := range c.run.Procs {
+		for _, r := range p.History {
+			if r.Ev != EvGuarded {
+				continue
+			}
+			t := r.Time()
+			var deposedBy *Leadership
+			for i, b := range c.terms {
+				if b.Token > r.Token && b.Start.Add(c.run.Eps).Before(t) {
+					deposedBy = &c.terms[i]
+					break
+				}
+			}
+			switch {
+			case r.OK:
+				c.count(RuleGuarded)
+				c.rep.Guarded.Committed++
+				committed = append(committed, r)
+				if deposedBy != nil {
+					c.fail(RuleGuarded, fmt.Sprintf("%s's guarded write (token %d) sent %v after %s was elected with token %d committed",
+						p.Proc, r.Token, t.Sub(deposedBy.Start), deposedBy.Proc, deposedBy.Token), deposedBy.Elected, r)
+				}
+			case r.NotLeader:
+				c.rep.Guarded.Refused++
+				if deposedBy != nil {
+					c.rep.Guarded.DeposedRefused++
+				}
+			}
+		}
+	}
+	slices.SortFunc(committed, func(a, b Record) int { return cmp.Compare(a.Zxid, b.Zxid) })
+	for i := 1; i < len(committed); i++ {
+		a, b := committed[i-1], committed[i]
+		if b.Token < a.Token {
+			c.fail(RuleGuarded, fmt.Sprintf("%s#%d's guarded write (token %d) committed after %s#%d's (token %d) in ZooKeeper's order",
+				b.P, b.Inc, b.Token, a.P, a.Inc, a.Token), a, b)
 		}
 	}
 }

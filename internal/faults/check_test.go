@@ -24,6 +24,17 @@ func duty(ms int, token int64, valid bool) Record {
 	return r
 }
 
+// guarded is a guarded write sent at ms: committed with zxid, or (zxid 0)
+// refused with ErrNotLeader.
+func guarded(ms int, token, zxid int64) Record {
+	r := rec(ms, EvGuarded, token)
+	r.OK, r.Zxid, r.NotLeader = zxid != 0, zxid, zxid == 0
+	if zxid == 0 {
+		r.Err = "lighthouse: txn op 0 (guard /election/n): not the leader"
+	}
+	return r
+}
+
 func members(ms int, ids ...string) Record {
 	r := rec(ms, EvMembers, 0)
 	r.Members = ids
@@ -111,6 +122,15 @@ func TestCheckAcceptsGoodRuns(t *testing.T) {
 		{"same token again after a reconnect", func(r *Run) {
 			edit(r, "p1", nil, rec(1000, EvRevoked, 10), rec(1200, EvElected, 10))
 		}, nil},
+		{"guarded writes: a paused leader's is refused after it wakes", func(r *Run) {
+			edit(r, "p1", isEv(EvRevoked), guarded(150, 10, 100), guarded(6450, 10, 0), rec(6460, EvRevoked, 10))
+			edit(r, "p2", nil, guarded(6100, 20, 200))
+			r.Pauses = []Span{{Proc: Proc{"p1", 1}, Kind: "pause", From: at(3000), To: at(6400)}}
+		}, []string{RuleGuarded}},
+		{"guarded write sent just before the next grant commits", func(r *Run) {
+			edit(r, "p1", nil, guarded(4990, 10, 150))
+			edit(r, "p2", nil, guarded(6100, 20, 200))
+		}, []string{RuleGuarded}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := goodRun()
@@ -211,6 +231,16 @@ func TestCheckCatchesViolations(t *testing.T) {
 		{"records out of order", func(r *Run) {
 			r.Procs[0].History[2].Seq = 9
 		}, []string{RuleWellFormed}},
+		{"deposed leader's guarded write commits", func(r *Run) {
+			edit(r, "p1", isEv(EvRevoked), guarded(6450, 10, 300), rec(6460, EvRevoked, 10))
+			edit(r, "p2", nil, guarded(6100, 20, 200))
+			r.Pauses = []Span{{Proc: Proc{"p1", 1}, Kind: "pause", From: at(3000), To: at(6400)}}
+		}, []string{RuleGuarded}},
+		{"guarded writes out of token order in ZooKeeper's order", func(r *Run) {
+			// Sent before p2's grant was stamped, but committed after p2's write.
+			edit(r, "p1", nil, guarded(4990, 10, 300))
+			edit(r, "p2", nil, guarded(6100, 20, 200))
+		}, []string{RuleGuarded}},
 		{"run too short to settle", func(r *Run) {
 			r.Check = at(7500)
 		}, []string{RuleOneLeader}},
@@ -292,5 +322,19 @@ func TestWriterAndReadHistory(t *testing.T) {
 	if len(recs) != 2 || recs[0].Token != 42 || recs[0].P != "p1" || recs[0].Inc != 2 || recs[0].Seq != 1 ||
 		recs[1].Seq != 2 || !slices.Equal(recs[1].Members, []string{"a", "b"}) || recs[0].Since < int64(time.Second) {
 		t.Fatalf("read back %+v", recs)
+	}
+}
+
+func TestCheckCountsGuardedWrites(t *testing.T) {
+	run := goodRun()
+	edit(&run, "p1", isEv(EvRevoked), guarded(150, 10, 100), guarded(2000, 10, 0), guarded(6450, 10, 0), rec(6460, EvRevoked, 10))
+	edit(&run, "p2", nil, guarded(6100, 20, 200))
+	run.Pauses = []Span{{Proc: Proc{"p1", 1}, Kind: "pause", From: at(3000), To: at(6400)}}
+	rep := Check(run)
+	for _, v := range rep.Violations {
+		t.Errorf("violation: %s", v)
+	}
+	if g := rep.Guarded; g.Committed != 2 || g.Refused != 2 || g.DeposedRefused != 1 {
+		t.Fatalf("guarded writes counted %+v, want 2 committed, 2 refused, 1 of them deposed", g)
 	}
 }

@@ -31,6 +31,7 @@ const (
 	EvElected    = "elected"    // Elect delivered a leadership (Token)
 	EvRevoked    = "revoked"    // that leadership's Context ended (Token)
 	EvDuty       = "duty"       // a leader's act: Valid() was checked (Token, OK)
+	EvGuarded    = "guarded"    // a leader's write with Leadership.Guard, stamped when sent (Token; OK and Zxid if it committed, else Err, NotLeader)
 	EvRegistered = "registered" // the registration's node was (re)created
 	EvMembers    = "members"    // Members delivered a set (Members)
 	EvError      = "error"      // something failed and is retried (Err)
@@ -58,6 +59,9 @@ type Record struct {
 	Gap     int64    `json:"gap,omitempty"`
 	Err     string   `json:"err,omitempty"`
 	Leak    string   `json:"leak,omitempty"`
+	Zxid    int64    `json:"zxid,omitempty"` // the zxid a guarded write committed with
+	// NotLeader: a guarded write failed with ErrNotLeader.
+	NotLeader bool `json:"notleader,omitempty"`
 }
 
 // Time returns the record's wall-clock time.
@@ -70,6 +74,12 @@ func (r Record) String() string {
 	}
 	if r.Ev == EvDuty {
 		s += fmt.Sprintf(" valid=%v", r.OK)
+	}
+	if r.Ev == EvGuarded {
+		s += fmt.Sprintf(" committed=%v", r.OK)
+		if r.Zxid != 0 {
+			s += fmt.Sprintf(" zxid=%d", r.Zxid)
+		}
 	}
 	if r.Members != nil || r.Ev == EvMembers {
 		s += fmt.Sprintf(" members=%v", r.Members)

@@ -101,6 +101,7 @@ type summary struct {
 	violations int
 	failovers  []time.Duration
 	margin     time.Duration
+	guarded    struct{ Committed, Refused, DeposedRefused int }
 }
 
 func (s *summary) add(faults map[string]int, rep Report) {
@@ -114,6 +115,9 @@ func (s *summary) add(faults map[string]int, rep Report) {
 	}
 	s.violations += len(rep.Violations)
 	s.failovers = append(s.failovers, rep.Failovers...)
+	s.guarded.Committed += rep.Guarded.Committed
+	s.guarded.Refused += rep.Guarded.Refused
+	s.guarded.DeposedRefused += rep.Guarded.DeposedRefused
 	if s.margin == 0 || rep.Margin < s.margin {
 		s.margin = rep.Margin
 	}
@@ -132,6 +136,8 @@ func (s *summary) String(elapsed time.Duration) string {
 	for _, k := range sortedKeys(s.checks) {
 		fmt.Fprintf(&b, "  %6d  %s\n", s.checks[k], k)
 	}
+	fmt.Fprintf(&b, "guarded writes: %d committed, %d refused as not the leader (%d of them sent by a deposed leader)\n",
+		s.guarded.Committed, s.guarded.Refused, s.guarded.DeposedRefused)
 	fmt.Fprintf(&b, "violations: %d\n", s.violations)
 	fmt.Fprintf(&b, "failovers (end of a leadership to the next grant): n=%d p50=%v p90=%v max=%v\n", len(s.failovers),
 		Percentile(s.failovers, 50).Round(time.Millisecond), Percentile(s.failovers, 90).Round(time.Millisecond),
@@ -271,8 +277,8 @@ func runTrial(t *testing.T, zkc *testzk.Cluster, bin string, seed uint64, faultT
 	}
 	rep := Check(run)
 	sum.add(tr.injected, rep)
-	t.Logf("faults: %v; checks: %v; failovers: n=%d p50=%v max=%v; margin %v", tr.injected, rep.Checks, len(rep.Failovers),
-		Percentile(rep.Failovers, 50).Round(time.Millisecond), Percentile(rep.Failovers, 100).Round(time.Millisecond), rep.Margin.Round(time.Millisecond))
+	t.Logf("faults: %v; checks: %v; failovers: n=%d p50=%v max=%v; margin %v; guarded writes %+v", tr.injected, rep.Checks, len(rep.Failovers),
+		Percentile(rep.Failovers, 50).Round(time.Millisecond), Percentile(rep.Failovers, 100).Round(time.Millisecond), rep.Margin.Round(time.Millisecond), rep.Guarded)
 	if len(rep.Violations) > 0 {
 		t.Logf("what the harness did (seconds since the trial's start):\n%s", strings.Join(tr.log, "\n"))
 		for _, v := range rep.Violations {

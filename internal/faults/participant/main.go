@@ -6,17 +6,21 @@
 // it found a leak).
 //
 // While it leads it acts every -duty: it checks Leadership.Valid and
-// records the answer, as a leader guarding a write with Valid would. A
+// records the answer, as a leader guarding a write with Valid would, and
+// writes its token to the -guarded node in a transaction with
+// Leadership.Guard, recording whether it committed (with its zxid). A
 // watchdog notices when the process did not run for a while (SIGSTOP, or
 // starvation) and records it.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -39,6 +43,7 @@ func run() int {
 		epochNs  = flag.Int64("epoch", 0, "the run's shared start, Unix ns")
 		history  = flag.String("history", "", "history file (appended)")
 		duty     = flag.Duration("duty", 50*time.Millisecond, "a leader acts this often")
+		guarded  = flag.String("guarded", "/guarded", "node a leader writes with a guard")
 	)
 	flag.Parse()
 	if *id == "" || *servers == "" || *history == "" {
@@ -56,7 +61,7 @@ func run() int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	p := &participant{h: h, id: *id}
-	code := p.run(ctx, *servers, *election, *service, *timeout, *duty)
+	code := p.run(ctx, *servers, *election, *service, *guarded, *timeout, *duty)
 	stop()
 
 	// Everything the participant started has ended: what is left leaked.
@@ -76,7 +81,7 @@ type participant struct {
 
 // run does the participant's work until ctx ends, then leaves and closes
 // the session and waits for every goroutine it started.
-func (p *participant) run(ctx context.Context, servers, election, service string, timeout, duty time.Duration) int {
+func (p *participant) run(ctx context.Context, servers, election, service, guarded string, timeout, duty time.Duration) int {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(func() { p.watchdog(ctx) })
@@ -94,6 +99,15 @@ func (p *participant) run(ctx context.Context, servers, election, service string
 	p.h.Write(faults.Record{Ev: faults.EvConnected, Session: sess.SessionID()})
 	wg.Go(func() { p.follow(events) })
 
+	if _, err := retry(ctx, p, "create guarded node", func() (string, error) {
+		path, err := sess.Create(ctx, guarded, nil, lighthouse.Persistent)
+		if errors.Is(err, lighthouse.ErrNodeExists) {
+			err = nil
+		}
+		return path, err
+	}); err != nil {
+		return 0
+	}
 	leadership, err := retry(ctx, p, "elect", func() (<-chan lighthouse.Leadership, error) {
 		return sess.Elect(ctx, election, lighthouse.WithID(p.id))
 	})
@@ -118,6 +132,8 @@ func (p *participant) run(ctx context.Context, servers, election, service string
 	defer tick.Stop()
 	var cur lighthouse.Leadership
 	var revoked func() // records cur's revocation, once
+	writing := false   // a guarded write is in flight
+	written := make(chan struct{}, 1)
 	for {
 		select {
 		case <-ctx.Done():
@@ -154,9 +170,33 @@ func (p *participant) run(ctx context.Context, servers, election, service string
 				t := time.Now()
 				ok := cur.Valid()
 				p.h.WriteAt(t, faults.Record{Ev: faults.EvDuty, Token: cur.Token, OK: ok})
+				if !writing { // one at a time, off the loop: it may wait for a timeout
+					writing = true
+					l := cur
+					wg.Go(func() {
+						p.guardedWrite(ctx, sess, l, guarded)
+						written <- struct{}{}
+					})
+				}
 			}
+		case <-written:
+			writing = false
 		}
 	}
+}
+
+// guardedWrite writes l's token to path, guarded by l, and records the
+// outcome, stamped when it was sent.
+func (p *participant) guardedWrite(ctx context.Context, sess *lighthouse.Session, l lighthouse.Leadership, path string) {
+	t := time.Now()
+	res, err := sess.Txn(ctx, l.Guard(), lighthouse.SetOp(path, []byte(strconv.FormatInt(l.Token, 10)), lighthouse.AnyVersion))
+	r := faults.Record{Ev: faults.EvGuarded, Token: l.Token}
+	if err == nil {
+		r.OK, r.Zxid = true, res[1].Stat.Mzxid
+	} else {
+		r.Err, r.NotLeader = err.Error(), errors.Is(err, lighthouse.ErrNotLeader)
+	}
+	p.h.WriteAt(t, r)
 }
 
 // follow records the session's events until the channel closes.
