@@ -8,7 +8,9 @@
 // While it leads it acts every -duty: it checks Leadership.Valid and
 // records the answer, as a leader guarding a write with Valid would, and
 // writes its token to the -guarded node in a transaction with
-// Leadership.Guard, recording whether it committed (with its zxid). A
+// Leadership.Guard, recording whether it committed (with its zxid). On
+// waking from a pause it makes such a write at once with the newest
+// leadership it held, led or not since, as a process paused mid-act would. A
 // watchdog notices when the process did not run for a while (SIGSTOP, or
 // starvation) and records it.
 package main
@@ -84,7 +86,8 @@ type participant struct {
 func (p *participant) run(ctx context.Context, servers, election, service, guarded string, timeout, duty time.Duration) int {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	wg.Go(func() { p.watchdog(ctx) })
+	woke := make(chan struct{}, 1)
+	wg.Go(func() { p.watchdog(ctx, woke) })
 
 	sess, err := lighthouse.Connect(ctx, servers, lighthouse.WithSessionTimeout(timeout))
 	if err != nil {
@@ -134,6 +137,26 @@ func (p *participant) run(ctx context.Context, servers, election, service, guard
 	var revoked func() // records cur's revocation, once
 	writing := false   // a guarded write is in flight
 	written := make(chan struct{}, 1)
+	var led lighthouse.Leadership // the newest leadership held, for a write on waking
+	wakeWrite := false            // woke while a write was in flight: write after it
+	write := func(l lighthouse.Leadership, untilAnswered bool) {
+		writing = true
+		wg.Go(func() {
+			// On waking, the connection the pause broke answers first: try
+			// again until the server itself answers.
+			for range 100 {
+				err := p.guardedWrite(ctx, sess, l, guarded)
+				if !untilAnswered || !errors.Is(err, lighthouse.ErrConnectionLoss) && !errors.Is(err, lighthouse.ErrSessionExpired) {
+					break
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+			written <- struct{}{}
+		})
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -154,6 +177,9 @@ func (p *participant) run(ctx context.Context, servers, election, service, guard
 				revoked = sync.OnceFunc(func() { p.h.Write(faults.Record{Ev: faults.EvRevoked, Token: token}) })
 				context.AfterFunc(l.Context, revoked)
 			}
+			if l.IsLeader {
+				led = l
+			}
 			cur = l
 		case ms, ok := <-members:
 			if !ok {
@@ -171,23 +197,32 @@ func (p *participant) run(ctx context.Context, servers, election, service, guard
 				ok := cur.Valid()
 				p.h.WriteAt(t, faults.Record{Ev: faults.EvDuty, Token: cur.Token, OK: ok})
 				if !writing { // one at a time, off the loop: it may wait for a timeout
-					writing = true
-					l := cur
-					wg.Go(func() {
-						p.guardedWrite(ctx, sess, l, guarded)
-						written <- struct{}{}
-					})
+					write(cur, false)
+				}
+			}
+		case <-woke:
+			// A process paused between deciding to write and writing: it
+			// writes with the leadership it held, whatever happened since.
+			if led.IsLeader {
+				if writing {
+					wakeWrite = true
+				} else {
+					write(led, true)
 				}
 			}
 		case <-written:
 			writing = false
+			if wakeWrite {
+				wakeWrite = false
+				write(led, true)
+			}
 		}
 	}
 }
 
 // guardedWrite writes l's token to path, guarded by l, and records the
 // outcome, stamped when it was sent.
-func (p *participant) guardedWrite(ctx context.Context, sess *lighthouse.Session, l lighthouse.Leadership, path string) {
+func (p *participant) guardedWrite(ctx context.Context, sess *lighthouse.Session, l lighthouse.Leadership, path string) error {
 	t := time.Now()
 	res, err := sess.Txn(ctx, l.Guard(), lighthouse.SetOp(path, []byte(strconv.FormatInt(l.Token, 10)), lighthouse.AnyVersion))
 	r := faults.Record{Ev: faults.EvGuarded, Token: l.Token}
@@ -197,6 +232,7 @@ func (p *participant) guardedWrite(ctx context.Context, sess *lighthouse.Session
 		r.Err, r.NotLeader = err.Error(), errors.Is(err, lighthouse.ErrNotLeader)
 	}
 	p.h.WriteAt(t, r)
+	return err
 }
 
 // follow records the session's events until the channel closes.
@@ -223,8 +259,9 @@ func (p *participant) follow(events <-chan lighthouse.Event) {
 	}
 }
 
-// watchdog records each time the process did not run for a while.
-func (p *participant) watchdog(ctx context.Context) {
+// watchdog records each time the process did not run for a while, and
+// tells woke (without waiting).
+func (p *participant) watchdog(ctx context.Context, woke chan<- struct{}) {
 	const every, slack = 10 * time.Millisecond, 200 * time.Millisecond
 	tick := time.NewTicker(every)
 	defer tick.Stop()
@@ -237,6 +274,10 @@ func (p *participant) watchdog(ctx context.Context) {
 			now = time.Now() // the tick's time may be from before a pause
 			if gap := now.Sub(last); gap > slack {
 				p.h.Write(faults.Record{Ev: faults.EvWoke, Gap: int64(gap)})
+				select {
+				case woke <- struct{}{}:
+				default:
+				}
 			}
 			last = now
 		}

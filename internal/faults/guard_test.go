@@ -1,0 +1,124 @@
+//go:build linux
+
+package faults
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/lighthouse-zk/lighthouse"
+	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+)
+
+// A leader paused (SIGSTOP) past the session timeout wakes believing it
+// leads and writes at once with its guard: the write must be refused,
+// while the leader elected meanwhile commits its own.
+func TestPausedLeadersGuardedWriteIsRefused(t *testing.T) {
+	bin := buildParticipant(t)
+	zkc := testzk.Shared(t)
+	root := zkc.Root(t)
+	tr := &trial{
+		t: t, zk: zkc, bin: bin, dir: t.TempDir(), epoch: time.Now(),
+		servers: root[strings.IndexByte(root, '/'):], members: map[string]*member{}, injected: map[string]int{},
+	}
+	sess, err := lighthouse.Connect(context.Background(), root, lighthouse.WithSessionTimeout(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sess.Close() })
+	tr.sess = sess
+	t.Cleanup(tr.killAll)
+	for _, id := range []string{"p1", "p2"} {
+		m := &member{id: id, proxies: []*testzk.Proxy{testzk.ProxyT(t, zkc.Addr(0))}}
+		tr.members[id] = m
+		if err := tr.start(m); err != nil {
+			t.Fatal(err)
+		}
+		if id == "p1" {
+			awaitTrue(t, "p1 leads", func() bool { return tr.leader() == "p1" })
+		}
+	}
+	history := func(id string) []Record {
+		h, err := ReadHistory(filepath.Join(tr.dir, id+"-1.jsonl"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	// p2 is queued behind p1, and p1 has written as leader.
+	awaitTrue(t, "p2 queued", func() bool {
+		ps, err := sess.Participants(context.Background(), "/election")
+		return err == nil && len(ps) == 2
+	})
+	committed := func(id string, after time.Time) (Record, bool) {
+		for _, r := range history(id) {
+			if r.Ev == EvGuarded && r.OK && r.Time().After(after) {
+				return r, true
+			}
+		}
+		return Record{}, false
+	}
+	awaitTrue(t, "p1 commits a guarded write", func() bool { _, ok := committed("p1", tr.epoch); return ok })
+
+	p1 := tr.members["p1"].cur
+	from := time.Now()
+	p1.cmd.Process.Signal(syscall.SIGSTOP)
+	awaitTrue(t, "p2 elected while p1 sleeps", func() bool { return tr.leader() == "p2" })
+	awaitTrue(t, "p2 commits a guarded write", func() bool { _, ok := committed("p2", from); return ok })
+	p1.cmd.Process.Signal(syscall.SIGCONT)
+	to := time.Now()
+	tr.pauses = append(tr.pauses, Span{Proc: p1.Proc, Kind: "pause-long", From: from, To: to})
+
+	// p1's write on waking uses the leadership it held before the pause; the
+	// first attempts may meet the connection the pause broke.
+	var woke Record
+	awaitTrue(t, "p1's write on waking refused as not the leader", func() bool {
+		for _, r := range history("p1") {
+			if r.Ev != EvGuarded || r.Time().Before(to) {
+				continue
+			}
+			if r.OK {
+				t.Fatalf("paused leader's guarded write on waking committed: %s", r)
+			}
+			if r.NotLeader {
+				woke = r
+				return true
+			}
+		}
+		return false
+	})
+	if g, _ := committed("p2", from); g.Token <= woke.Token {
+		t.Fatalf("new leader's token %d is not above the paused one's %d", g.Token, woke.Token)
+	}
+
+	tr.stopAll()
+	run := Run{Pauses: tr.pauses, Eps: eps, Settle: settle}
+	for _, p := range tr.procs {
+		run.Procs = append(run.Procs, Incarnation{Proc: p.Proc, History: history(p.ID), Stopped: true, Exit: p.exit, Stderr: p.stderr})
+	}
+	rep := Check(run)
+	for _, v := range rep.Violations {
+		if v.Rule != RuleOneLeader && v.Rule != RuleMembers && v.Rule != RuleRegistration { // not observed here
+			t.Errorf("violation: %s", v)
+		}
+	}
+	if rep.Guarded.DeposedRefused == 0 || rep.Checks[RuleGuarded] == 0 {
+		t.Fatalf("checker saw guarded writes %+v, checks %v", rep.Guarded, rep.Checks)
+	}
+}
+
+// awaitTrue polls ok until it holds, failing t after 15 s.
+func awaitTrue(t *testing.T, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 15s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
