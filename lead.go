@@ -84,15 +84,15 @@ func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Con
 	o := leadOptions{grace: DefaultGracePeriod}
 	for _, opt := range opts {
 		if opt == nil {
-			return fmt.Errorf("lighthouse: lead %s: %w: nil option", path, ErrInvalidOption)
+			return fmt.Errorf("%w: lead %s: nil option", ErrInvalidOption, path)
 		}
 		opt.applyLead(&o)
 	}
 	if fn == nil {
-		return fmt.Errorf("lighthouse: lead %s: %w: nil fn", path, ErrInvalidOption)
+		return fmt.Errorf("%w: lead %s: nil fn", ErrInvalidOption, path)
 	}
 	if o.grace <= 0 {
-		return fmt.Errorf("lighthouse: lead %s: %w: grace period %v is not positive", path, ErrInvalidOption, o.grace)
+		return fmt.Errorf("%w: lead %s: grace period %v is not positive", ErrInvalidOption, path, o.grace)
 	}
 	// The election lives until Lead leaves, not until ctx ends: while fn
 	// runs, the node must stay until fn has returned. Outside fn, ctx ending

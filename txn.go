@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/go-zookeeper/zk"
 )
@@ -27,10 +28,13 @@ type TxnError struct {
 }
 
 func (e *TxnError) Error() string {
+	// Some causes say "lighthouse:" themselves (ErrInvalidPath, a codec's
+	// error): the message says it once.
+	cause := strings.TrimPrefix(e.Err.Error(), "lighthouse: ")
 	if e.Index < 0 {
-		return "lighthouse: txn: " + e.Err.Error()
+		return "lighthouse: txn: " + cause
 	}
-	return fmt.Sprintf("lighthouse: txn op %d (%s %s): %v", e.Index, e.Op, e.Path, e.Err)
+	return fmt.Sprintf("lighthouse: txn op %d (%s %s): %s", e.Index, e.Op, e.Path, cause)
 }
 
 func (e *TxnError) Unwrap() error { return e.Err }

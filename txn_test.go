@@ -149,6 +149,9 @@ func TestTxnBadInputFailsWithoutRoundTrip(t *testing.T) {
 			if !errors.As(err, &te) || te.Index != tc.index || !errors.Is(err, tc.cause) {
 				t.Fatalf("Txn = %v, want op %d failing with %v", err, tc.index, tc.cause)
 			}
+			if n := strings.Count(err.Error(), "lighthouse:"); n != 1 {
+				t.Fatalf("message %q says lighthouse %d times", err, n)
+			}
 		})
 	}
 	// A good transaction gets as far as ctx.
