@@ -15,7 +15,8 @@ import (
 func TestGuardedWriteFailsOnceTheNodeIsGone(t *testing.T) {
 	zkc := testzk.Shared(t)
 	root := zkc.Root(t)
-	s := connect(t, root)
+	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
 	other := connect(t, root)
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, "/config", []byte("0"), Persistent); err != nil {
@@ -29,12 +30,14 @@ func TestGuardedWriteFailsOnceTheNodeIsGone(t *testing.T) {
 	if _, err := s.Txn(ctx, l.Guard(), SetOp("/config", []byte("1"), AnyVersion)); err != nil {
 		t.Fatalf("leader's guarded write: %v", err)
 	}
-	// Another session deletes the leader's node behind its back: a leader
-	// watches no node of its own, so this process still believes it leads.
+	// Another session deletes the leader's node behind its back. The leader
+	// watches its node, but news reach it late (a slow link): it still
+	// believes it leads when it writes.
 	ps, err := other.Participants(ctx, "/leader")
 	if err != nil || len(ps) != 1 {
 		t.Fatalf("participants %+v %v", ps, err)
 	}
+	proxy.Delay(500 * time.Millisecond)
 	if err := other.Delete(ctx, "/leader/"+ps[0].Node, AnyVersion); err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +50,10 @@ func TestGuardedWriteFailsOnceTheNodeIsGone(t *testing.T) {
 	if !errors.Is(err, ErrNotLeader) || !errors.As(err, &te) || te.Index != 0 || te.Op != "guard" || te.Path != "/leader/"+ps[0].Node {
 		t.Fatalf("guarded write of a deposed leader: %v, want op 0 guard on its node failing with ErrNotLeader", err)
 	}
-	if data, _, _ := s.Get(ctx, "/config"); string(data) != "1" {
+	if data, _, _ := other.Get(ctx, "/config"); string(data) != "1" {
 		t.Fatalf("config %q: the deposed leader's write committed", data)
 	}
+	proxy.Delay(0)
 }
 
 func TestGuardedWriteFailsAfterExpiry(t *testing.T) {

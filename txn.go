@@ -34,7 +34,11 @@ func (e *TxnError) Error() string {
 	if e.Index < 0 {
 		return "lighthouse: txn: " + cause
 	}
-	return fmt.Sprintf("lighthouse: txn op %d (%s %s): %s", e.Index, e.Op, e.Path, cause)
+	p := e.Path
+	if len(p) > maxQuote {
+		p = quote(p)
+	}
+	return fmt.Sprintf("lighthouse: txn op %d (%s %s): %s", e.Index, e.Op, p, cause)
 }
 
 func (e *TxnError) Unwrap() error { return e.Err }
@@ -128,7 +132,8 @@ func encodeOp[T any](v T, c Codec[T]) ([]byte, error) {
 // ErrNodeExists, ErrNotLeader...), and nothing was applied.
 //
 // Every operation is checked before anything is sent: a bad path, data over
-// MaxDataSize (or all the data over it together), an unknown or Container
+// MaxDataSize (or a whole request over ZooKeeper's packet limit, which
+// the server would answer by dropping the connection), an unknown or Container
 // mode, CreateParents, an empty ACL, a version below AnyVersion, a failed
 // encoding or a Guard of a Leadership that does not lead fail at once,
 // without a round trip. A transaction without operations commits nothing
@@ -199,7 +204,7 @@ func (s *Session) Txn(ctx context.Context, ops ...TxnOp) ([]TxnResult, error) {
 // with server paths.
 func (s *Session) txnOps(ops []TxnOp) ([]txnOp, error) {
 	wire := make([]txnOp, len(ops))
-	total := 0
+	size := 8 + 9 // the request's header (xid, opcode) and the multi's end marker
 	for i, op := range ops {
 		bad := func(err error) error { return &TxnError{Index: i, Op: op.op, Path: op.path, Err: err} }
 		if op.kind == 0 {
@@ -216,10 +221,6 @@ func (s *Session) txnOps(ops []TxnOp) ([]txnOp, error) {
 		}
 		if len(op.data) > MaxDataSize {
 			return nil, bad(fmt.Errorf("%w: %d bytes, at most %d", ErrDataTooLarge, len(op.data), MaxDataSize))
-		}
-		// The whole request must fit ZooKeeper's buffer as one node's data does.
-		if total += len(op.data) + len(op.path); total > MaxDataSize {
-			return nil, bad(fmt.Errorf("%w: the transaction's data reaches %d bytes here, at most %d in all", ErrDataTooLarge, total, MaxDataSize))
 		}
 		w := txnOp{kind: op.kind, path: s.abs(op.path), data: op.data, version: op.version}
 		if op.kind == txnCreate {
@@ -251,6 +252,12 @@ func (s *Session) txnOps(ops []TxnOp) ([]txnOp, error) {
 			w.flags, w.acl = flags, o.acl
 		}
 		wire[i] = w
+		// The whole multi request must fit in one packet, as checkWrite
+		// makes sure for one create or set.
+		if size += w.size(); size > maxPacket {
+			return nil, bad(fmt.Errorf("%w: the transaction's request reaches %d bytes here, over ZooKeeper's limit of %d (jute.maxbuffer)",
+				ErrDataTooLarge, size, maxPacket))
+		}
 	}
 	return wire, nil
 }
@@ -263,6 +270,22 @@ type txnOp struct {
 	version int32
 	flags   int32
 	acl     []zk.ACL
+}
+
+// size is the op's bytes in a multi request: its header (type, done,
+// error) and its record, as ZooKeeper's jute encodes them.
+func (op txnOp) size() int {
+	n := 9 + 4 + len(op.path) + 4 // header, path, version or flags
+	switch op.kind {
+	case txnCreate:
+		n += 4 + len(op.data) + 4
+		for _, a := range op.acl {
+			n += 4 + 4 + len(a.Scheme) + 4 + len(a.ID)
+		}
+	case txnSet:
+		n += 4 + len(op.data)
+	}
+	return n
 }
 
 // txnResult is one operation's answer: path is the created node's (with

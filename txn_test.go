@@ -121,7 +121,7 @@ func TestTxnBadInputFailsWithoutRoundTrip(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	big := make([]byte, MaxDataSize+1)
-	half := make([]byte, MaxDataSize/2+1)
+	half := make([]byte, maxPacket/2)
 	for _, tc := range []struct {
 		name  string
 		ops   []TxnOp
@@ -161,6 +161,37 @@ func TestTxnBadInputFailsWithoutRoundTrip(t *testing.T) {
 	// An empty one commits nothing, at once.
 	if res, err := s.Txn(ctx); res != nil || err != nil {
 		t.Fatalf("empty transaction = %v, %v; want nil, nil", res, err)
+	}
+}
+
+// The packet limit Txn checks is the server's: a transaction of exactly
+// maxPacket bytes commits, one byte more is refused before sending.
+func TestTxnAtThePacketLimit(t *testing.T) {
+	zkc := testzk.Shared(t)
+	s := connect(t, zkc.Root(t))
+	ctx := testCtx(t)
+	for _, p := range []string{"/a", "/b"} {
+		if _, err := s.Create(ctx, p, nil, Persistent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ops := func(n int) []TxnOp {
+		return []TxnOp{SetOp("/a", make([]byte, MaxDataSize), AnyVersion), SetOp("/b", make([]byte, n), AnyVersion)}
+	}
+	wire, err := s.txnOps(ops(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := maxPacket - (8 + 9 + wire[0].size() + wire[1].size())
+	if _, err := s.Txn(ctx, ops(n)...); err != nil {
+		t.Fatalf("transaction of %d bytes: %v", maxPacket, err)
+	}
+	var te *TxnError
+	if _, err := s.Txn(ctx, ops(n+1)...); !errors.Is(err, ErrDataTooLarge) || !errors.As(err, &te) || te.Index != 1 {
+		t.Fatalf("transaction of %d bytes: %v, want op 1: ErrDataTooLarge", maxPacket+1, err)
+	}
+	if st, err := s.Txn(ctx, CheckExists("/a")); err != nil {
+		t.Fatalf("session after the limit: %v %v", st, err)
 	}
 }
 
