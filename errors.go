@@ -68,6 +68,12 @@ var (
 	// ErrInvalidInstance: data is not a Curator ServiceInstance, or one that
 	// Register cannot write for the service and ID it was given.
 	ErrInvalidInstance = errors.New("invalid service instance")
+	// ErrNotLeader: a transaction's Guard failed: the leadership it guards
+	// has ended (see Leadership.Guard).
+	ErrNotLeader = errors.New("not the leader")
+	// ErrGraceExceeded: a leader's fn did not return within the grace period
+	// after its context ended (see Lead and WithGracePeriod).
+	ErrGraceExceeded = errors.New("fn did not return within the grace period")
 )
 
 // Former names of ErrIDTaken.

@@ -7,10 +7,6 @@ import (
 	"time"
 )
 
-// ErrGraceExceeded: a leader's fn did not return within the grace period
-// after its context ended (see Lead and WithGracePeriod).
-var ErrGraceExceeded = errors.New("fn did not return within the grace period")
-
 // DefaultGracePeriod is how long Lead waits for fn to return after fn's
 // context ended before it leaves the election anyway.
 const DefaultGracePeriod = 5 * time.Second
@@ -84,15 +80,15 @@ func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Con
 	o := leadOptions{grace: DefaultGracePeriod}
 	for _, opt := range opts {
 		if opt == nil {
-			return fmt.Errorf("%w: lead %s: nil option", ErrInvalidOption, path)
+			return &OpError{Op: "lead", Path: path, Err: fmt.Errorf("%w: nil option", ErrInvalidOption)}
 		}
 		opt.applyLead(&o)
 	}
 	if fn == nil {
-		return fmt.Errorf("%w: lead %s: nil fn", ErrInvalidOption, path)
+		return &OpError{Op: "lead", Path: path, Err: fmt.Errorf("%w: nil fn", ErrInvalidOption)}
 	}
 	if o.grace <= 0 {
-		return fmt.Errorf("%w: lead %s: grace period %v is not positive", ErrInvalidOption, path, o.grace)
+		return &OpError{Op: "lead", Path: path, Err: fmt.Errorf("%w: grace period %v is not positive", ErrInvalidOption, o.grace)}
 	}
 	// The election lives until Lead leaves, not until ctx ends: while fn
 	// runs, the node must stay until fn has returned. Outside fn, ctx ending

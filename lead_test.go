@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -357,8 +358,11 @@ func TestLeadBadInput(t *testing.T) {
 		{"path", ErrInvalidPath, func() error { return s.Lead(ctx, "l", fn) }},
 		{"id", ErrInvalidID, func() error { return s.Lead(ctx, "/l", fn, WithID("a/b")) }},
 	} {
-		if err := tc.run(); !errors.Is(err, tc.err) {
+		err := tc.run()
+		if !errors.Is(err, tc.err) {
 			t.Errorf("%s: Lead = %v, want %v", tc.name, err, tc.err)
+		} else if n := strings.Count(err.Error(), "lighthouse:"); n != 1 {
+			t.Errorf("%s: message %q says lighthouse %d times", tc.name, err, n)
 		}
 	}
 }

@@ -9,10 +9,6 @@ import (
 	"github.com/go-zookeeper/zk"
 )
 
-// ErrNotLeader: a transaction's Guard failed because its leadership has
-// ended (see Leadership.Guard).
-var ErrNotLeader = errors.New("not the leader")
-
 // TxnError is the error of a transaction (Session.Txn). Index is the
 // position of the first operation that failed, and Op and Path name it ("check",
 // "guard", "create", "set" or "delete", and the path as the caller gave
@@ -34,11 +30,7 @@ func (e *TxnError) Error() string {
 	if e.Index < 0 {
 		return "lighthouse: txn: " + cause
 	}
-	p := e.Path
-	if len(p) > maxQuote {
-		p = quote(p)
-	}
-	return fmt.Sprintf("lighthouse: txn op %d (%s %s): %s", e.Index, e.Op, p, cause)
+	return fmt.Sprintf("lighthouse: txn op %d (%s %s): %s", e.Index, e.Op, clip(e.Path), cause)
 }
 
 func (e *TxnError) Unwrap() error { return e.Err }
