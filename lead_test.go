@@ -18,7 +18,7 @@ func TestGuardedWriteFailsOnceTheNodeIsGone(t *testing.T) {
 	root := zkc.Root(t)
 	proxy := testzk.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
-	other := connect(t, root)
+	other := connect(t, root, WithSessionTimeout(8*time.Second)) // a loaded machine must not expire it
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, "/config", []byte("0"), Persistent); err != nil {
 		t.Fatal(err)
@@ -51,8 +51,8 @@ func TestGuardedWriteFailsOnceTheNodeIsGone(t *testing.T) {
 	if !errors.Is(err, ErrNotLeader) || !errors.As(err, &te) || te.Index != 0 || te.Op != "guard" || te.Path != "/leader/"+ps[0].Node {
 		t.Fatalf("guarded write of a deposed leader: %v, want op 0 guard on its node failing with ErrNotLeader", err)
 	}
-	if data, _, _ := other.Get(ctx, "/config"); string(data) != "1" {
-		t.Fatalf("config %q: the deposed leader's write committed", data)
+	if data, _, err := other.Get(ctx, "/config"); err != nil || string(data) != "1" {
+		t.Fatalf("config %q (%v): want the leader's write only", data, err)
 	}
 	proxy.Delay(0)
 }
