@@ -135,10 +135,14 @@ func trimPrefix(err error) string {
 // maxQuoted bounds how much of a path an error message quotes.
 const maxQuoted = 200
 
-// quote renders s for an error message, truncated to maxQuoted bytes.
+// quote renders s for an error message, in at most about maxQuoted bytes.
 func quote(s string) string {
 	if len(s) > maxQuoted {
-		return strconv.Quote(s[:maxQuoted]) + "..."
+		s = s[:maxQuoted]
 	}
-	return strconv.Quote(s)
+	q := strconv.Quote(s)
+	if len(q) > maxQuoted {
+		q = q[:maxQuoted] + "..."
+	}
+	return q
 }
