@@ -31,8 +31,9 @@ type Config struct {
 	// 10s.
 	SessionTimeout time.Duration
 	// ConnectTimeout bounds one attempt to reach a server: dial, TLS and
-	// ZooKeeper handshake. Default: SessionTimeout divided by the number of
-	// servers, at least 1s.
+	// ZooKeeper handshake. Default: a third of SessionTimeout, so that an
+	// attempt on a server that accepts but does not answer (one still
+	// starting) leaves time to retry before the session expires.
 	ConnectTimeout time.Duration
 	// Dial dials a server; nil uses a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -122,7 +123,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		cfg.SessionTimeout = 10 * time.Second
 	}
 	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = max(cfg.SessionTimeout/time.Duration(len(cfg.Servers)), time.Second)
+		cfg.ConnectTimeout = cfg.SessionTimeout / 3
 	}
 	if cfg.MaxPacket <= 0 {
 		cfg.MaxPacket = defaultMaxPacket

@@ -2,6 +2,8 @@ package zkclient
 
 import (
 	"context"
+	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -63,6 +65,9 @@ func connectT(t *testing.T, connStr string, cfg Config) (*Client, *events) {
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = ev.on
 	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
 	if cfg.SessionTimeout == 0 {
 		cfg.SessionTimeout = 10 * time.Second
 	}
@@ -100,4 +105,16 @@ func awaitWatch(t *testing.T, ch <-chan WatchEvent) WatchEvent {
 		t.Fatalf("no watch event within %v", eventTimeout)
 	}
 	panic("unreachable")
+}
+
+// testLogger logs to t, so a failed test shows what the client did.
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSuffix(string(p), "\n"))
+	return len(p), nil
 }

@@ -121,18 +121,61 @@ func (o *owner) submit(r *request) {
 		r.reply <- reply{err: ErrClosed}
 		return
 	}
-	if r.remove != nil {
-		r.remove.end()
-		if o.watches.removeWatcher(r.remove) {
-			r.reply <- reply{}
-			return
-		}
+	if (r.add != nil || r.remove != nil) && !o.persistentChange(r) {
+		return
 	}
+	o.sendOrQueue(r)
+}
+
+// sendOrQueue sends r if the session is ready, else queues it.
+func (o *owner) sendOrQueue(r *request) {
 	if o.ready {
 		o.send(r)
 	} else {
+		if len(o.queue) >= 64 && len(o.queue)&(len(o.queue)-1) == 0 {
+			o.pruneQueue()
+		}
 		o.queue = append(o.queue, r)
 	}
+}
+
+// persistentChange applies an AddWatch or Remove to the registry and
+// decides what the server must be told: it rewrites r into the request to
+// send and returns true, or answers r itself and returns false.
+func (o *owner) persistentChange(r *request) bool {
+	var path string
+	if r.add != nil {
+		path = r.add.path
+		if o.watches.modeNeeded(path) == addWatchPersistentRecursive || !r.add.recursive && o.watches.modeNeeded(path) == addWatchPersistent {
+			// Covered by what the server holds (or will, when connected).
+			o.watches.addWatcher(r.add)
+			r.reply <- reply{}
+			return false
+		}
+		return true // registered when the reply comes
+	}
+	r.remove.end()
+	path = r.remove.path
+	o.watches.removeWatcher(r.remove)
+	need := o.watches.modeNeeded(path)
+	switch {
+	case need == addWatchPersistent && o.watches.srv[path] == addWatchPersistentRecursive:
+		// Downgrade: the remaining plain persistent watches need child events.
+		e := enc{r.buf[:0]}
+		e.int32(0)
+		e.int32(0)
+		e.int32(opAddWatch)
+		e.string(path)
+		e.int32(addWatchPersistent)
+		putLength(e.b)
+		r.buf, r.op = e.b, opAddWatch
+		return true
+	case need >= 0 || o.watches.hasOneShot(path):
+		// Still needed, or serving one-shot watches set locally.
+		r.reply <- reply{}
+		return false
+	}
+	return true
 }
 
 // send writes r on the connection with the next xid (unless r has a special
@@ -145,8 +188,27 @@ func (o *owner) send(r *request) {
 		}
 		r.xid = o.xid
 	}
+	if r.watch.ch != nil {
+		if _, ok := o.watches.srv[r.watch.path]; ok {
+			// The persistent registration reports what this watch needs;
+			// a one-shot registration would replace it on servers < 3.9.
+			r.buf[len(r.buf)-1] = 0
+		}
+	}
 	x := r.xid
 	r.buf[4], r.buf[5], r.buf[6], r.buf[7] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
+	switch r.op {
+	case opAddWatch:
+		if r.add != nil && r.add.recursive {
+			o.watches.srv[r.add.path] = addWatchPersistentRecursive
+		} else if r.add != nil {
+			o.watches.srv[r.add.path] = addWatchPersistent
+		} else {
+			o.watches.srv[r.remove.path] = addWatchPersistent
+		}
+	case opRemoveWatches:
+		delete(o.watches.srv, r.remove.path)
+	}
 	o.write(r.buf)
 	o.pending = append(o.pending, r)
 }
@@ -173,7 +235,7 @@ func (o *owner) handle(f frame) {
 			o.lastZxid = f.hdr.zxid
 		}
 		typ := EventType(ev.typ)
-		o.watches.dispatch(typ, ev.path, WatchEvent{Type: typ, Path: stripChroot(o.c.chroot, ev.path), Zxid: f.hdr.zxid})
+		o.watches.dispatch(typ, ev.path, WatchEvent{Type: typ, Path: o.strip(ev.path), Zxid: max(f.hdr.zxid, 0)}, o.strip)
 		return
 	case xidPing:
 		return
@@ -229,6 +291,9 @@ func (o *owner) handle(f frame) {
 		if r.add != nil && err == nil {
 			o.watches.addWatcher(r.add)
 		}
+	}
+	if r.add != nil && err != nil && o.watches.modeNeeded(r.add.path) < 0 {
+		delete(o.watches.srv, r.add.path)
 	}
 	r.reply <- reply{zxid: f.hdr.zxid, err: err, body: f.body}
 }
@@ -293,6 +358,21 @@ func (o *owner) failPending(err error) {
 		o.pending[i] = nil
 	}
 	o.pending = o.pending[:0]
+}
+
+// pruneQueue drops queued requests whose caller stopped waiting, so that
+// callers retrying during a long disconnection do not grow the queue.
+func (o *owner) pruneQueue() {
+	q := o.queue[:0]
+	for _, r := range o.queue {
+		if err := r.ctx.Err(); err != nil {
+			r.reply <- reply{err: err}
+			continue
+		}
+		q = append(q, r)
+	}
+	clear(o.queue[len(q):])
+	o.queue = q
 }
 
 func (o *owner) failQueued(err error) {
@@ -388,7 +468,7 @@ func (o *owner) established() {
 			r.reply <- reply{err: err}
 			continue
 		}
-		o.submit(r)
+		o.send(r)
 	}
 }
 
@@ -411,6 +491,13 @@ const setWatchesMax = 128 << 10
 func (o *owner) setWatches() {
 	lists := [5][]string{}
 	lists[0], lists[1], lists[2], lists[3], lists[4] = o.watches.lists()
+	clear(o.watches.srv)
+	for _, p := range lists[3] {
+		o.watches.srv[p] = addWatchPersistent
+	}
+	for _, p := range lists[4] {
+		o.watches.srv[p] = addWatchPersistentRecursive
+	}
 	for {
 		var batch [5][]string
 		size, any := 0, false

@@ -108,7 +108,8 @@ func (t EventType) String() string {
 }
 
 // WatchEvent is a watch's notification. Path is relative to the chroot. Zxid
-// is the transaction that triggered it, when the server says (3.7+).
+// is the transaction that triggered it, or 0 when the server does not say
+// (3.8 does not).
 type WatchEvent struct {
 	Type EventType
 	Path string

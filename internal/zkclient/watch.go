@@ -23,12 +23,23 @@ type watchReg struct {
 	ch   chan WatchEvent
 }
 
-// registry holds every watch of the session, keyed by server path. Only the
-// owner goroutine touches it.
+// registry holds every watch of the session, keyed by server path, and the
+// persistent mode the server holds for each path. Only the owner goroutine
+// touches it.
+//
+// A server before 3.9 keeps one mode per path and connection: a one-shot
+// watch set on a path with a persistent watch replaces it, and a recursive
+// and a plain persistent watch on one path replace each other. So the
+// client keeps at most one persistent registration per path (recursive
+// wins), sets one-shot watches on such a path locally only (the persistent
+// registration already reports every event they need), and derives
+// NodeChildrenChanged from child creation and deletion where the server
+// holds a recursive watch.
 type registry struct {
 	oneShot   [3]map[string][]chan WatchEvent // by watchKind
 	persist   map[string][]*Watcher
 	recursive map[string][]*Watcher
+	srv       map[string]int32 // addWatch mode the server holds, by path
 }
 
 func newRegistry() registry {
@@ -38,6 +49,7 @@ func newRegistry() registry {
 	}
 	r.persist = make(map[string][]*Watcher)
 	r.recursive = make(map[string][]*Watcher)
+	r.srv = make(map[string]int32)
 	return r
 }
 
@@ -53,9 +65,20 @@ func (r *registry) addWatcher(w *Watcher) {
 	m[w.path] = append(m[w.path], w)
 }
 
-// removeWatcher drops w and reports whether any other watch remains on its
-// path (in which case the server's registration must stay).
-func (r *registry) removeWatcher(w *Watcher) (others bool) {
+// modeNeeded returns the addWatch mode the server must hold for path, or
+// -1 for none.
+func (r *registry) modeNeeded(path string) int32 {
+	switch {
+	case len(r.recursive[path]) > 0:
+		return addWatchPersistentRecursive
+	case len(r.persist[path]) > 0:
+		return addWatchPersistent
+	}
+	return -1
+}
+
+// removeWatcher drops w.
+func (r *registry) removeWatcher(w *Watcher) {
 	m := r.persist
 	if w.recursive {
 		m = r.recursive
@@ -72,11 +95,12 @@ func (r *registry) removeWatcher(w *Watcher) (others bool) {
 	} else {
 		m[w.path] = ws
 	}
-	if len(r.persist[w.path]) > 0 || len(r.recursive[w.path]) > 0 {
-		return true
-	}
+}
+
+// hasOneShot reports whether a one-shot watch is set on path.
+func (r *registry) hasOneShot(path string) bool {
 	for _, m := range r.oneShot {
-		if len(m[w.path]) > 0 {
+		if len(m[path]) > 0 {
 			return true
 		}
 	}
@@ -87,8 +111,8 @@ func (r *registry) removeWatcher(w *Watcher) (others bool) {
 // server's WatchManager does: one-shot watches fire once and are dropped;
 // persistent watches on the path, and recursive ones on it or an ancestor
 // (except for child events), keep receiving.
-func (r *registry) dispatch(typ EventType, path string, ev WatchEvent) {
-	fire := func(kind watchKind) {
+func (r *registry) dispatch(typ EventType, path string, ev WatchEvent, strip func(string) string) {
+	fire := func(kind watchKind, path string, ev WatchEvent) {
 		for _, ch := range r.oneShot[kind][path] {
 			ch <- ev // buffer 1, the only value it ever gets
 			close(ch)
@@ -97,22 +121,34 @@ func (r *registry) dispatch(typ EventType, path string, ev WatchEvent) {
 	}
 	switch typ {
 	case EventNodeCreated, EventNodeDataChanged:
-		fire(kindData)
-		fire(kindExist)
+		fire(kindData, path, ev)
+		fire(kindExist, path, ev)
 	case EventNodeDeleted:
-		fire(kindData)
-		fire(kindExist)
-		fire(kindChild)
+		fire(kindData, path, ev)
+		fire(kindExist, path, ev)
+		fire(kindChild, path, ev)
 	case EventNodeChildrenChanged:
-		fire(kindChild)
+		fire(kindChild, path, ev)
 	default:
 		return
 	}
-	for _, w := range r.persist[path] {
-		w.push(ev)
+	if typ != EventNodeChildrenChanged || r.srv[path] != addWatchPersistentRecursive {
+		for _, w := range r.persist[path] {
+			w.push(ev)
+		}
 	}
 	if typ == EventNodeChildrenChanged {
 		return
+	}
+	if typ != EventNodeDataChanged && path != "/" {
+		// A recursive registration on the parent hides its child events.
+		if parent := parentPath(path); r.srv[parent] == addWatchPersistentRecursive {
+			cev := WatchEvent{Type: EventNodeChildrenChanged, Path: strip(parent), Zxid: ev.Zxid}
+			fire(kindChild, parent, cev)
+			for _, w := range r.persist[parent] {
+				w.push(cev)
+			}
+		}
 	}
 	for p := path; ; p = parentPath(p) {
 		for _, w := range r.recursive[p] {
@@ -170,8 +206,13 @@ func (r *registry) lists() (data, exist, child, persist, recursive []string) {
 		}
 		return v
 	}
+	for k := range r.persist {
+		if len(r.recursive[k]) == 0 { // the recursive registration covers it
+			persist = append(persist, k)
+		}
+	}
 	return keys(r.oneShot[kindData]), keys(r.oneShot[kindExist]), keys(r.oneShot[kindChild]),
-		wkeys(r.persist), wkeys(r.recursive)
+		persist, wkeys(r.recursive)
 }
 
 // Watcher is a persistent watch made by AddWatch. Its events queue without
