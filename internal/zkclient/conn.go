@@ -235,17 +235,18 @@ func (w *writer) run() {
 		case <-w.quit:
 			return
 		}
+		// Two buffers alternate: the owner fills one while the other is
+		// written. The taken one is ours alone until handed back as spare.
 		w.mu.Lock()
 		b := w.buf
-		w.buf = w.spare[:0]
+		w.buf, w.spare = w.spare[:0], nil
 		w.mu.Unlock()
-		if len(b) == 0 {
-			continue
-		}
-		w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
-		if _, err := w.conn.Write(b); err != nil {
-			w.raw.Close() // the reader fails and tells the owner
-			return
+		if len(b) > 0 {
+			w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
+			if _, err := w.conn.Write(b); err != nil {
+				w.raw.Close() // the reader fails and tells the owner
+				return
+			}
 		}
 		if cap(b) > 1<<20 {
 			b = nil
