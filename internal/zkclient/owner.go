@@ -410,8 +410,10 @@ func (o *owner) attempted(res attemptResult) {
 		o.c.log.Debug("zk: server unavailable", "server", res.addr, "err", res.err)
 		o.failed++
 		if o.failed%len(o.servers) == 0 {
+			wait := o.bo.NextBackOff()
+			o.c.log.Warn("zk: no server reachable", "servers", len(o.servers), "retry_in", wait, "last_err", res.err)
 			o.retrying = true
-			o.retry.Reset(o.bo.NextBackOff())
+			o.retry.Reset(wait)
 			return
 		}
 		o.startAttempt()
