@@ -91,6 +91,7 @@ const (
 	EventLost EventType = -1
 )
 
+// String returns ZooKeeper's name of the event type.
 func (t EventType) String() string {
 	switch t {
 	case EventNodeCreated:
@@ -136,6 +137,7 @@ const (
 	StateClosed
 )
 
+// String returns the state's name.
 func (s State) String() string {
 	switch s {
 	case StateDisconnected:
