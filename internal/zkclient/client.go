@@ -1,0 +1,268 @@
+// Package zkclient is lighthouse's ZooKeeper client, written from
+// ZooKeeper's protocol specification (zookeeper.jute, ZooDefs,
+// KeeperException, ClientCnxn).
+//
+// One goroutine, the owner, holds the session and all its state; a reader
+// goroutine per connection reads frames and a writer goroutine writes them.
+// Calls encode their request, hand it to the owner and wait for their reply
+// or their ctx; no goroutine is started per call.
+package zkclient
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures Connect. Servers is required; the rest has defaults.
+type Config struct {
+	// Servers are "host:port" addresses, tried in a random order, round
+	// robin. Names are resolved on every attempt.
+	Servers []string
+	// Chroot ("" or a path such as "/app") is prefixed to every path.
+	Chroot string
+	// SessionTimeout is asked of the server, which may change it; default
+	// 10s.
+	SessionTimeout time.Duration
+	// ConnectTimeout bounds one attempt to reach a server: dial, TLS and
+	// ZooKeeper handshake. Default: a third of SessionTimeout, so that an
+	// attempt on a server that accepts but does not answer (one still
+	// starting) leaves time to retry before the session expires.
+	ConnectTimeout time.Duration
+	// Dial dials a server; nil uses a net.Dialer.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLS, if not nil, makes every connection TLS. ServerName defaults to
+	// the host being dialled.
+	TLS *tls.Config
+	// Auth credentials are sent on every connection before any request.
+	Auth []Auth
+	// Logger receives the client's logs; nil discards them.
+	Logger *slog.Logger
+	// OnEvent receives session state changes, in order. It is called on the
+	// client's owner goroutine: it must not block and must not call the
+	// Client.
+	OnEvent func(Event)
+	// MaxPacket is the largest request frame the server accepts (its
+	// jute.maxbuffer); larger requests fail before they are sent with an
+	// error wrapping ErrRequestTooLarge. Default 1048575.
+	MaxPacket int
+}
+
+// Client is a ZooKeeper client holding one session at a time. Its methods
+// are safe for concurrent use.
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	chroot string
+
+	reqs     chan *request
+	closeReq chan context.Context
+	closing  sync.Once
+	done     chan struct{} // closed when the owner has ended everything
+	first    chan struct{} // closed when the first session is established
+	endErr   error         // why the owner ended; read after done
+
+	sessionID atomic.Int64
+	timeout   atomic.Int64
+	state     atomic.Int32
+	epoch     time.Time
+	heard     atomic.Int64 // nanoseconds since epoch of the last frame
+
+	pool sync.Pool // *request
+}
+
+// request is one call's request and the way back to it. The caller encodes
+// buf (length, xid placeholder, opcode, body); the owner sets the xid.
+type request struct {
+	ctx    context.Context
+	op     int32
+	xid    int32
+	buf    []byte
+	reply  chan reply // buffer 1; nil for the owner's own requests
+	watch  watchReg   // one-shot watch to register on success
+	add    *Watcher   // persistent watch to register on success
+	remove *Watcher   // persistent watch to drop before sending
+	nops   int        // multi: number of ops
+}
+
+// reply is what a caller gets back: the server's zxid, the error (server code
+// or client-side), and the body after the reply header.
+type reply struct {
+	zxid int64
+	err  error
+	body []byte
+}
+
+// Connect starts a client and returns once it has its first session (and
+// every Auth was accepted). If ctx ends first, everything is closed and the
+// error names each server's last failure.
+func Connect(ctx context.Context, cfg Config) (*Client, error) {
+	if len(cfg.Servers) == 0 {
+		return nil, errors.New("zk: no servers")
+	}
+	for _, s := range cfg.Servers {
+		if _, _, err := net.SplitHostPort(s); err != nil {
+			return nil, fmt.Errorf("zk: server %s: %v", quote(s), err)
+		}
+	}
+	if cfg.Chroot == "/" {
+		cfg.Chroot = ""
+	}
+	if cfg.Chroot != "" {
+		if err := validatePath(cfg.Chroot, false); err != nil {
+			return nil, fmt.Errorf("zk: chroot: %w", err)
+		}
+	}
+	if cfg.SessionTimeout <= 0 {
+		cfg.SessionTimeout = 10 * time.Second
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = cfg.SessionTimeout / 3
+	}
+	if cfg.MaxPacket <= 0 {
+		cfg.MaxPacket = defaultMaxPacket
+	}
+	c := &Client{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		chroot:   cfg.Chroot,
+		reqs:     make(chan *request, 128),
+		closeReq: make(chan context.Context),
+		done:     make(chan struct{}),
+		first:    make(chan struct{}),
+		epoch:    time.Now(),
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	c.state.Store(int32(StateDisconnected))
+	o := newOwner(c)
+	go o.run()
+	select {
+	case <-c.first:
+		return c, nil
+	case <-c.done:
+		return nil, c.endErr
+	case <-ctx.Done():
+		c.Close(ctx) // ctx has ended: nothing is sent, all is torn down
+		return nil, c.endErr
+	}
+}
+
+// Close ends the session (closeSession, if connected, waiting for its reply
+// until ctx ends), closes the connection and ends every goroutine of the
+// client before it returns. Waiting calls fail with ErrClosed and watches
+// get EventLost with ErrClosed. Without a deadline on ctx, a stalled server
+// holds Close for at most two thirds of the session timeout. Close is
+// idempotent; it returns nil.
+func (c *Client) Close(ctx context.Context) error {
+	c.closing.Do(func() {
+		select {
+		case c.closeReq <- ctx:
+		case <-c.done:
+		}
+	})
+	<-c.done
+	return nil
+}
+
+// SessionID returns the current session's id; 0 when there is none.
+func (c *Client) SessionID() int64 { return c.sessionID.Load() }
+
+// SessionTimeout returns the timeout the server granted the session.
+func (c *Client) SessionTimeout() time.Duration { return time.Duration(c.timeout.Load()) }
+
+// State returns the session's current state.
+func (c *Client) State() State { return State(c.state.Load()) }
+
+// LastHeard returns when the last frame arrived from a server (zero before
+// any). It carries a monotonic clock reading.
+func (c *Client) LastHeard() time.Time {
+	ns := c.heard.Load()
+	if ns == 0 {
+		return time.Time{}
+	}
+	return c.epoch.Add(time.Duration(ns))
+}
+
+// touch records that a frame arrived.
+func (c *Client) touch() { c.heard.Store(int64(time.Since(c.epoch))) }
+
+// newRequest returns a request with its frame header written.
+func (c *Client) newRequest(op int32) *request {
+	r, _ := c.pool.Get().(*request)
+	if r == nil {
+		r = &request{reply: make(chan reply, 1)}
+	}
+	r.op = op
+	r.buf = append(r.buf[:0], 0, 0, 0, 0, 0, 0, 0, 0, byte(op>>24), byte(op>>16), byte(op>>8), byte(op))
+	return r
+}
+
+// release returns r to the pool once the owner is done with it.
+func (c *Client) release(r *request) {
+	if cap(r.buf) > 64<<10 {
+		r.buf = nil
+	}
+	r.ctx, r.watch, r.add, r.remove, r.nops = nil, watchReg{}, nil, nil, 0
+	c.pool.Put(r)
+}
+
+// do sends r to the owner and waits for its reply or ctx. A reply that comes
+// after ctx ended is dropped.
+func (c *Client) do(ctx context.Context, r *request) (reply, error) {
+	if n := len(r.buf) - 4; n > c.cfg.MaxPacket {
+		return reply{}, fmt.Errorf("%w: %d bytes, limit %d", ErrRequestTooLarge, n, c.cfg.MaxPacket)
+	}
+	if err := ctx.Err(); err != nil {
+		return reply{}, err
+	}
+	putLength(r.buf)
+	r.ctx = ctx
+	select {
+	case c.reqs <- r:
+	case <-ctx.Done():
+		return reply{}, ctx.Err()
+	case <-c.done:
+		return reply{}, ErrClosed
+	}
+	select {
+	case rep := <-r.reply:
+		c.release(r)
+		return rep, nil
+	case <-ctx.Done():
+		return reply{}, ctx.Err()
+	case <-c.done:
+		select {
+		case rep := <-r.reply:
+			return rep, nil
+		default:
+			return reply{}, ErrClosed
+		}
+	}
+}
+
+// call is do for requests whose server error is the call's error.
+func (c *Client) call(ctx context.Context, r *request) ([]byte, error) {
+	rep, err := c.do(ctx, r)
+	if err != nil {
+		return nil, err
+	}
+	return rep.body, rep.err
+}
+
+// noSessionError is Connect's error when no session was made: the last
+// failure of each server.
+type noSessionError struct {
+	reasons string
+	cause   error
+}
+
+func (e *noSessionError) Error() string { return "zk: no session: " + e.reasons }
+func (e *noSessionError) Unwrap() error { return e.cause }

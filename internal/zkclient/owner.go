@@ -1,0 +1,381 @@
+package zkclient
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// owner is the goroutine that holds the session: connection, xids, pending
+// requests, watches, lastZxid. Nothing else touches these fields.
+type owner struct {
+	c       *Client
+	servers []string // shuffled
+	next    int      // index of the next server to try
+	failed  int      // failed attempts since the last session
+	bo      *backoff.ExponentialBackOff
+	reasons map[string]error // each server's last failure
+
+	sid      int64
+	passwd   []byte
+	timeout  time.Duration // negotiated
+	lastZxid int64
+	xid      int32
+	ever     bool // a session was established once
+
+	queue   []*request // waiting for a connection
+	pending []*request // sent, in order
+	auths   int        // auth replies still expected
+	ready   bool       // handshake and auths done: requests go out
+
+	conn      *connection
+	attempt   context.CancelFunc // an attempt is under way
+	attemptCh chan attemptResult
+	retry     *time.Timer
+	timer     *time.Timer // pings and read timeout
+	lastSend  time.Time
+
+	watches registry
+
+	closing  bool
+	closeCtx context.Context
+	finished bool
+}
+
+func newOwner(c *Client) *owner {
+	o := &owner{
+		c:         c,
+		servers:   append([]string(nil), c.cfg.Servers...),
+		reasons:   make(map[string]error),
+		attemptCh: make(chan attemptResult, 1),
+		watches:   newRegistry(),
+		retry:     time.NewTimer(time.Hour),
+		timer:     time.NewTimer(time.Hour),
+	}
+	o.retry.Stop()
+	o.timer.Stop()
+	rand.Shuffle(len(o.servers), func(i, j int) { o.servers[i], o.servers[j] = o.servers[j], o.servers[i] })
+	o.bo = backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(10*time.Millisecond),
+		backoff.WithMaxInterval(time.Second),
+		backoff.WithMaxElapsedTime(0))
+	return o
+}
+
+func (o *owner) run() {
+	defer close(o.c.done)
+	defer o.retry.Stop()
+	defer o.timer.Stop()
+	o.startAttempt()
+	for !o.finished {
+		var frames <-chan frame
+		if o.conn != nil {
+			frames = o.conn.frames
+		}
+		var closeDone <-chan struct{}
+		if o.closing {
+			closeDone = o.closeCtx.Done()
+		}
+		select {
+		case r := <-o.c.reqs:
+			o.submit(r)
+		case f := <-frames:
+			o.handle(f)
+		case res := <-o.attemptCh:
+			o.attempted(res)
+		case <-o.retry.C:
+			o.startAttempt()
+		case <-o.timer.C:
+			o.tick()
+		case ctx := <-o.c.closeReq:
+			o.beginClose(ctx)
+		case <-closeDone:
+			o.finish(ErrClosed)
+		}
+	}
+}
+
+func (o *owner) emit(ev Event) {
+	o.c.state.Store(int32(ev.State))
+	if ev.State == StateConnected {
+		o.c.log.Info("zk: session established", "session", fmt.Sprintf("%#x", ev.SessionID), "server", ev.Server, "timeout", ev.Timeout)
+	} else {
+		o.c.log.Info("zk: session "+ev.State.String(), "session", fmt.Sprintf("%#x", o.sid), "err", ev.Err)
+	}
+	if o.c.cfg.OnEvent != nil {
+		o.c.cfg.OnEvent(ev)
+	}
+}
+
+// submit takes a caller's request: sent now if the session is ready,
+// queued otherwise.
+func (o *owner) submit(r *request) {
+	if o.closing {
+		r.reply <- reply{err: ErrClosed}
+		return
+	}
+	if (r.add != nil || r.remove != nil) && !o.persistentChange(r) {
+		return
+	}
+	o.sendOrQueue(r)
+}
+
+// sendOrQueue sends r if the session is ready, else queues it.
+func (o *owner) sendOrQueue(r *request) {
+	if o.ready {
+		o.send(r)
+	} else {
+		if len(o.queue) >= 64 && len(o.queue)&(len(o.queue)-1) == 0 {
+			o.pruneQueue()
+		}
+		o.queue = append(o.queue, r)
+	}
+}
+
+// persistentChange applies an AddWatch or Remove to the registry and
+// decides what the server must be told: it rewrites r into the request to
+// send and returns true, or answers r itself and returns false.
+func (o *owner) persistentChange(r *request) bool {
+	var path string
+	if r.add != nil {
+		path = r.add.path
+		if o.watches.modeNeeded(path) == addWatchPersistentRecursive || !r.add.recursive && o.watches.modeNeeded(path) == addWatchPersistent {
+			// Covered by what the server holds (or will, when connected).
+			o.watches.addWatcher(r.add)
+			r.reply <- reply{}
+			return false
+		}
+		return true // registered when the reply comes
+	}
+	r.remove.end()
+	path = r.remove.path
+	o.watches.removeWatcher(r.remove)
+	need := o.watches.modeNeeded(path)
+	switch {
+	case need == addWatchPersistent && o.watches.srv[path] == addWatchPersistentRecursive:
+		// Downgrade: the remaining plain persistent watches need child events.
+		e := enc{r.buf[:0]}
+		e.int32(0)
+		e.int32(0)
+		e.int32(opAddWatch)
+		e.string(path)
+		e.int32(addWatchPersistent)
+		putLength(e.b)
+		r.buf, r.op = e.b, opAddWatch
+		return true
+	case need >= 0 || o.watches.hasOneShot(path):
+		// Still needed, or serving one-shot watches set locally.
+		r.reply <- reply{}
+		return false
+	}
+	return true
+}
+
+// send writes r on the connection with the next xid (unless r has a special
+// one) and expects its reply.
+func (o *owner) send(r *request) {
+	if r.xid >= 0 || r.reply != nil {
+		o.xid++
+		if o.xid <= 0 {
+			o.xid = 1
+		}
+		r.xid = o.xid
+	}
+	if r.watch.ch != nil {
+		if _, ok := o.watches.srv[r.watch.path]; ok {
+			// The persistent registration reports what this watch needs;
+			// a one-shot registration would replace it on servers < 3.9.
+			r.buf[len(r.buf)-1] = 0
+		}
+	}
+	x := r.xid
+	r.buf[4], r.buf[5], r.buf[6], r.buf[7] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
+	switch r.op {
+	case opAddWatch:
+		if r.add != nil && r.add.recursive {
+			o.watches.srv[r.add.path] = addWatchPersistentRecursive
+		} else if r.add != nil {
+			o.watches.srv[r.add.path] = addWatchPersistent
+		} else {
+			o.watches.srv[r.remove.path] = addWatchPersistent
+		}
+	case opRemoveWatches:
+		delete(o.watches.srv, r.remove.path)
+	}
+	o.write(r.buf)
+	o.pending = append(o.pending, r)
+}
+
+func (o *owner) write(b []byte) {
+	o.conn.w.write(b)
+	o.lastSend = time.Now()
+}
+
+// handle processes a frame from the reader, or its end.
+func (o *owner) handle(f frame) {
+	if f.err != nil {
+		o.lost(f.err)
+		return
+	}
+	switch f.hdr.xid {
+	case xidNotification:
+		ev, err := decodeWatcherEvent(f.body)
+		if err != nil {
+			o.lost(fmt.Errorf("%w: notification: %v", errProtocol, err))
+			return
+		}
+		if f.hdr.zxid > 0 {
+			o.lastZxid = f.hdr.zxid
+		}
+		typ := EventType(ev.typ)
+		o.watches.dispatch(typ, ev.path, WatchEvent{Type: typ, Path: o.strip(ev.path), Zxid: max(f.hdr.zxid, 0)}, o.strip)
+		return
+	case xidPing:
+		return
+	case xidAuth:
+		o.auths--
+		if f.hdr.err != 0 {
+			err := codeErr(f.hdr.err)
+			o.emit(Event{State: StateAuthFailed, SessionID: o.sid, Err: err})
+			o.finish(ErrAuthFailed)
+			return
+		}
+		if o.auths == 0 && !o.ready {
+			o.established()
+		}
+		return
+	}
+	if len(o.pending) == 0 || o.pending[0].xid != f.hdr.xid {
+		want := "none"
+		if len(o.pending) > 0 {
+			want = fmt.Sprint(o.pending[0].xid)
+		}
+		o.lost(fmt.Errorf("%w: reply xid %d, expected %s", errProtocol, f.hdr.xid, want))
+		return
+	}
+	r := o.pending[0]
+	o.pending[0] = nil
+	o.pending = o.pending[1:]
+	if f.hdr.zxid > 0 {
+		o.lastZxid = f.hdr.zxid
+	}
+	err := codeErr(f.hdr.err)
+	switch {
+	case r.op == opCloseSession:
+		o.finish(ErrClosed)
+		return
+	case r.reply == nil: // setWatches
+		if err != nil {
+			o.c.log.Warn("zk: re-registering watches failed", "err", err)
+		}
+		return
+	}
+	if r.ctx.Err() == nil {
+		if r.watch.ch != nil {
+			switch {
+			case err == nil && r.watch.kind == kindExist:
+				o.watches.addOneShot(kindData, r.watch.path, r.watch.ch)
+			case err == nil:
+				o.watches.addOneShot(r.watch.kind, r.watch.path, r.watch.ch)
+			case err == ErrNoNode && r.watch.kind == kindExist:
+				o.watches.addOneShot(kindExist, r.watch.path, r.watch.ch)
+			}
+		}
+		if r.add != nil && err == nil {
+			o.watches.addWatcher(r.add)
+		}
+	}
+	if r.add != nil && err != nil && o.watches.modeNeeded(r.add.path) < 0 {
+		delete(o.watches.srv, r.add.path)
+	}
+	r.reply <- reply{zxid: f.hdr.zxid, err: err, body: f.body}
+}
+
+// tick sends a ping when nothing was sent for a third of the session
+// timeout, and drops a connection that heard nothing for two thirds.
+func (o *owner) tick() {
+	if o.conn == nil {
+		return
+	}
+	now := time.Now()
+	readTimeout := o.timeout * 2 / 3
+	pingEvery := o.timeout / 3
+	heard := o.c.epoch.Add(time.Duration(o.c.heard.Load()))
+	if heard.Before(o.conn.since) {
+		heard = o.conn.since
+	}
+	if now.Sub(heard) >= readTimeout {
+		o.lost(fmt.Errorf("zk: nothing from %s within %v", o.conn.addr, readTimeout))
+		return
+	}
+	if now.Sub(o.lastSend) >= pingEvery {
+		o.write(pingFrame)
+	}
+	o.timer.Reset(min(heard.Add(readTimeout).Sub(now), o.lastSend.Add(pingEvery).Sub(now)))
+}
+
+var pingFrame = []byte{0, 0, 0, 8, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, byte(opPing)}
+
+// lost drops the connection: pending requests fail with ErrConnectionLoss,
+// queued ones wait for the next connection.
+func (o *owner) lost(err error) {
+	o.c.log.Debug("zk: connection lost", "server", o.conn.addr, "err", err)
+	o.dropConn()
+	o.failPending(ErrConnectionLoss)
+	if o.closing {
+		o.finish(ErrClosed)
+		return
+	}
+	wasReady := o.ready
+	o.ready = false
+	if wasReady {
+		o.emit(Event{State: StateDisconnected, SessionID: o.sid, Err: err})
+	}
+	o.startAttempt()
+}
+
+func (o *owner) dropConn() {
+	if o.conn == nil {
+		return
+	}
+	o.conn.close()
+	o.conn = nil
+	o.timer.Stop()
+}
+
+func (o *owner) failPending(err error) {
+	for i, r := range o.pending {
+		if r.reply != nil {
+			r.reply <- reply{err: err}
+		}
+		o.pending[i] = nil
+	}
+	o.pending = o.pending[:0]
+}
+
+// pruneQueue drops queued requests whose caller stopped waiting, so that
+// callers retrying during a long disconnection do not grow the queue.
+func (o *owner) pruneQueue() {
+	q := o.queue[:0]
+	for _, r := range o.queue {
+		if err := r.ctx.Err(); err != nil {
+			r.reply <- reply{err: err}
+			continue
+		}
+		q = append(q, r)
+	}
+	clear(o.queue[len(q):])
+	o.queue = q
+}
+
+func (o *owner) failQueued(err error) {
+	for i, r := range o.queue {
+		r.reply <- reply{err: err}
+		o.queue[i] = nil
+	}
+	o.queue = o.queue[:0]
+}
+

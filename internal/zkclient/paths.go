@@ -1,0 +1,111 @@
+package zkclient
+
+import (
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// defaultPort is ZooKeeper's client port.
+const defaultPort = "2181"
+
+// ParseConnectString splits a ZooKeeper connect string such as
+// "h1:2181,h2,[::1]:2182/app" into "host:port" servers (port 2181 when
+// absent) and a chroot ("" or a valid path such as "/app"; "/" is "").
+func ParseConnectString(s string) (servers []string, chroot string, err error) {
+	hosts := s
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		hosts, chroot = s[:i], s[i:]
+		if chroot == "/" {
+			chroot = ""
+		} else if err := validatePath(chroot, false); err != nil {
+			return nil, "", fmt.Errorf("zk: connect string: chroot: %w", err)
+		}
+	}
+	for _, h := range strings.Split(hosts, ",") {
+		h = strings.TrimSpace(h)
+		if h == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(h)
+		if err != nil {
+			// No port: "host" or "[::1]" or a bare IPv6 address.
+			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), defaultPort
+		}
+		if host == "" {
+			return nil, "", fmt.Errorf("zk: connect string: empty host in %s", quote(h))
+		}
+		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
+			return nil, "", fmt.Errorf("zk: connect string: bad port in %s", quote(h))
+		}
+		servers = append(servers, net.JoinHostPort(host, port))
+	}
+	if len(servers) == 0 {
+		return nil, "", fmt.Errorf("zk: connect string %s has no servers", quote(s))
+	}
+	return servers, chroot, nil
+}
+
+// validatePath checks a znode path as ZooKeeper's PathUtils does: absolute,
+// no empty, "." or ".." component, no trailing slash (unless sequential,
+// where the server appends the number), no NUL or control characters.
+func validatePath(p string, sequential bool) error {
+	bad := func(why string) error {
+		return fmt.Errorf("%w: path %s: %s", ErrBadArguments, quote(p), why)
+	}
+	if p == "" || p[0] != '/' {
+		return bad("must start with /")
+	}
+	if p == "/" {
+		return nil
+	}
+	body := p[1:]
+	if strings.HasSuffix(p, "/") {
+		if !sequential {
+			return bad("must not end with /")
+		}
+		body = body[:len(body)-1]
+	}
+	for part := range strings.SplitSeq(body, "/") {
+		switch part {
+		case "":
+			return bad("empty component")
+		case ".", "..":
+			return bad("relative component")
+		}
+	}
+	for _, r := range p {
+		if r == 0 || r > 0 && r < 0x20 || r >= 0x7f && r <= 0x9f ||
+			r >= 0xd800 && r <= 0xf8ff || r >= 0xfff0 && r <= 0xffff {
+			return bad("invalid character")
+		}
+	}
+	return nil
+}
+
+// fullPath prefixes the chroot.
+func fullPath(chroot, p string) string {
+	if chroot == "" {
+		return p
+	}
+	if p == "/" {
+		return chroot
+	}
+	return chroot + p
+}
+
+// stripChroot maps a server path back into the chroot; the chroot itself is
+// "/". A path outside the chroot is returned as is.
+func stripChroot(chroot, p string) string {
+	if chroot == "" {
+		return p
+	}
+	if p == chroot {
+		return "/"
+	}
+	if strings.HasPrefix(p, chroot) && len(p) > len(chroot) && p[len(chroot)] == '/' {
+		return p[len(chroot):]
+	}
+	return p
+}
