@@ -1,19 +1,19 @@
-// Package testzk runs real ZooKeeper servers for tests: a standalone server or
+// Package zktest runs real ZooKeeper servers for tests: a standalone server or
 // an ensemble of JVMs on free loopback ports, with methods to stop, kill,
 // pause and restart them, and a fault-injecting TCP proxy. It never mocks.
 //
 // Tests of a package usually share one standalone server and give each test
 // its own root znode:
 //
-//	func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+//	func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }
 //
 //	func TestX(t *testing.T) {
-//		servers := testzk.Shared(t).Root(t) // "127.0.0.1:port/TestX-1"
+//		servers := zktest.Shared(t).Root(t) // "127.0.0.1:port/TestX-1"
 //		...
 //	}
 //
 // Servers need Java and ZooKeeper's jars; see Classpath.
-package testzk
+package zktest
 
 import (
 	"context"
@@ -42,7 +42,7 @@ const startAttempts = 3
 var errPortClash = errors.New("port already in use")
 
 // ErrClosed is returned by methods of a closed Cluster.
-var ErrClosed = errors.New("testzk: cluster closed")
+var ErrClosed = errors.New("zktest: cluster closed")
 
 // Options configures Start. The zero value starts one standalone server.
 type Options struct {
@@ -79,10 +79,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		opts.TickTime = 100 * time.Millisecond
 	}
 	if opts.Servers < 0 {
-		return nil, fmt.Errorf("testzk: Servers = %d, want at least 1", opts.Servers)
+		return nil, fmt.Errorf("zktest: Servers = %d, want at least 1", opts.Servers)
 	}
 	if opts.TickTime < time.Millisecond || opts.TickTime%time.Millisecond != 0 {
-		return nil, fmt.Errorf("testzk: TickTime = %v, want whole milliseconds", opts.TickTime)
+		return nil, fmt.Errorf("zktest: TickTime = %v, want whole milliseconds", opts.TickTime)
 	}
 	java, err := javaPath()
 	if err != nil {
@@ -97,12 +97,12 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.out = &lockedWriter{w: opts.LogOutput}
 	}
 	if c.dir == "" {
-		if c.dir, err = os.MkdirTemp("", "testzk-"); err != nil {
-			return nil, fmt.Errorf("testzk: %w", err)
+		if c.dir, err = os.MkdirTemp("", "zktest-"); err != nil {
+			return nil, fmt.Errorf("zktest: %w", err)
 		}
 		c.ownDir = true
 	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("testzk: %w", err)
+		return nil, fmt.Errorf("zktest: %w", err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -131,7 +131,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 func (c *Cluster) launch(ctx context.Context, n int) error {
 	ports, err := pickPorts(3 * n)
 	if err != nil {
-		return fmt.Errorf("testzk: free ports: %w", err)
+		return fmt.Errorf("zktest: free ports: %w", err)
 	}
 	c.servers = make([]*server, n)
 	for i := range c.servers {
@@ -145,13 +145,13 @@ func (c *Cluster) launch(ctx context.Context, n int) error {
 	}
 	for _, s := range c.servers {
 		if err := c.writeConfig(s); err != nil {
-			return fmt.Errorf("testzk: server %d: %w", s.id-1, err)
+			return fmt.Errorf("zktest: server %d: %w", s.id-1, err)
 		}
 	}
 	procs := make([]*process, n)
 	for i, s := range c.servers {
 		if procs[i], err = s.start(c.java, c.classpath, c.out); err != nil {
-			return fmt.Errorf("testzk: start server %d: %w", i, err)
+			return fmt.Errorf("zktest: start server %d: %w", i, err)
 		}
 	}
 	for i, s := range c.servers {
@@ -209,14 +209,14 @@ func (c *Cluster) waitServing(ctx context.Context, i int, s *server, p *process)
 		}
 		// A server whose quorum port is taken does not exit; look for it.
 		if log := c.Logs(i); strings.Contains(log, "Address already in use") {
-			return "", fmt.Errorf("testzk: server %d (%s): %w; log tail:\n%s", i, s.addr(), errPortClash, tail(log, 30))
+			return "", fmt.Errorf("zktest: server %d (%s): %w; log tail:\n%s", i, s.addr(), errPortClash, tail(log, 30))
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("testzk: server %d (%s) not serving: %w (last: %v); log tail:\n%s",
+			return "", fmt.Errorf("zktest: server %d (%s) not serving: %w (last: %v); log tail:\n%s",
 				i, s.addr(), ctx.Err(), err, tail(c.Logs(i), 30))
 		case <-p.done:
-			return "", fmt.Errorf("testzk: server %d (%s) exited while starting; log tail:\n%s",
+			return "", fmt.Errorf("zktest: server %d (%s) exited while starting; log tail:\n%s",
 				i, s.addr(), tail(c.Logs(i), 30))
 		case <-tick.C:
 		}
@@ -269,7 +269,7 @@ func (c *Cluster) Dir() string { return c.dir }
 
 func (c *Cluster) server(i int) (*server, error) {
 	if i < 0 || i >= len(c.servers) {
-		return nil, fmt.Errorf("testzk: no server %d in a cluster of %d", i, len(c.servers))
+		return nil, fmt.Errorf("zktest: no server %d in a cluster of %d", i, len(c.servers))
 	}
 	return c.servers[i], nil
 }
@@ -288,7 +288,7 @@ func (c *Cluster) halt(i int, sig syscall.Signal) error {
 		return err
 	}
 	if err := s.halt(sig); err != nil {
-		return fmt.Errorf("testzk: %v server %d: %w", sig, i, err)
+		return fmt.Errorf("zktest: %v server %d: %w", sig, i, err)
 	}
 	return nil
 }
@@ -307,7 +307,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 		return err
 	}
 	if err := s.signal(sig); err != nil {
-		return fmt.Errorf("testzk: %v server %d: %w", sig, i, err)
+		return fmt.Errorf("zktest: %v server %d: %w", sig, i, err)
 	}
 	return nil
 }
@@ -325,11 +325,11 @@ func (c *Cluster) Restart(i int) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	fmt.Fprintf(logFile{s}, "--- testzk: restarting server %d ---\n", i)
+	fmt.Fprintf(logFile{s}, "--- zktest: restarting server %d ---\n", i)
 	p, err := s.start(c.java, c.classpath, c.out)
 	c.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("testzk: restart server %d: %w", i, err)
+		return fmt.Errorf("zktest: restart server %d: %w", i, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
@@ -350,7 +350,7 @@ func (c *Cluster) Leader() (int, error) {
 			return i, nil
 		}
 	}
-	return -1, errors.New("testzk: no server is leading")
+	return -1, errors.New("zktest: no server is leading")
 }
 
 // Logs returns everything server i has logged so far, across restarts, or ""
@@ -377,7 +377,7 @@ func (c *Cluster) Close() error {
 	c.killAll()
 	if c.ownDir {
 		if err := os.RemoveAll(c.dir); err != nil {
-			return fmt.Errorf("testzk: %w", err)
+			return fmt.Errorf("zktest: %w", err)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package testzk
+package zktest
 
 import (
 	"context"
@@ -86,7 +86,7 @@ func closeShared() error {
 // Main wraps m so that the shared server is closed after the tests ran and
 // before goleak looks for leaked goroutines:
 //
-//	func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+//	func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }
 func Main(m *testing.M) goleak.TestingM { return mainM{m} }
 
 type mainM struct{ m *testing.M }
@@ -112,7 +112,7 @@ func (c *Cluster) Root(t testing.TB) string {
 	t.Helper()
 	conn, closeConn, err := c.dial(10 * time.Second)
 	if err != nil {
-		t.Fatalf("testzk: Root: %v", err)
+		t.Fatalf("zktest: Root: %v", err)
 	}
 	defer closeConn()
 	name := sanitize(t.Name())
@@ -123,7 +123,7 @@ func (c *Cluster) Root(t testing.TB) string {
 			continue // made by an earlier cluster in the same Dir
 		}
 		if err != nil {
-			t.Fatalf("testzk: Root: create %s: %v", path, err)
+			t.Fatalf("zktest: Root: create %s: %v", path, err)
 		}
 		return c.ConnectString() + path
 	}

@@ -1,4 +1,4 @@
-package testzk
+package zktest
 
 import (
 	"context"
@@ -103,7 +103,7 @@ func ProxyT(t testing.TB, target string) *Proxy {
 	t.Helper()
 	p, err := NewProxy(target)
 	if err != nil {
-		t.Fatalf("testzk: proxy: %v", err)
+		t.Fatalf("zktest: proxy: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
@@ -188,10 +188,10 @@ func (p *Proxy) Expire(ctx context.Context) error {
 	s := p.session
 	p.mu.Unlock()
 	if s.id == 0 {
-		return errors.New("testzk: expire: no session seen by the proxy")
+		return errors.New("zktest: expire: no session seen by the proxy")
 	}
 	if err := expireSession(ctx, p.target, s); err != nil {
-		return fmt.Errorf("testzk: expire session %#x: %w", s.id, err)
+		return fmt.Errorf("zktest: expire session %#x: %w", s.id, err)
 	}
 	return nil
 }
