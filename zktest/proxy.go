@@ -9,7 +9,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -99,7 +98,7 @@ func NewProxy(target string) (*Proxy, error) {
 
 // ProxyT is NewProxy for a test: it fails t on error and closes the proxy
 // when t ends.
-func ProxyT(t testing.TB, target string) *Proxy {
+func ProxyT(t TB, target string) *Proxy {
 	t.Helper()
 	p, err := NewProxy(target)
 	if err != nil {

@@ -2,29 +2,38 @@ package zktest
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"sync"
-	"testing"
-	"time"
-
-	"github.com/go-zookeeper/zk"
-	"go.uber.org/goleak"
 )
+
+// TB is the part of testing.TB the kit uses; *testing.T, *testing.B and
+// *testing.F satisfy it. The kit takes this interface rather than
+// testing.TB so that programs which link it, such as a demo that starts a
+// local server, do not link the testing package.
+type TB interface {
+	Helper()
+	Name() string
+	Cleanup(func())
+	Failed() bool
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+}
 
 // logTailLines is how much of each server's log a failed test prints.
 const logTailLines = 200
 
-// StartT starts a cluster of the given number of servers for t (1 =
-// standalone) and closes it when t ends. If t failed, it first logs the tail
-// of each server's log. It fails t at once if the servers do not start.
-func StartT(t testing.TB, servers int) *Cluster {
+// StartT starts a cluster of the given number of servers for t (1 is
+// standalone, more form an ensemble) and closes it when t ends. If t failed,
+// it first logs the last lines of each server's log. It fails t at once if
+// the servers do not start; call it from the test's goroutine.
+func StartT(t TB, servers int) *Cluster {
 	t.Helper()
 	c, err := Start(context.Background(), Options{Servers: servers})
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -33,7 +42,7 @@ func StartT(t testing.TB, servers int) *Cluster {
 			}
 		}
 		if err := c.Close(); err != nil {
-			t.Error(err)
+			t.Errorf("%v", err)
 		}
 	})
 	return c
@@ -45,16 +54,17 @@ var shared struct {
 	err  error
 }
 
-// Shared returns the test binary's one standalone server, starting it on the
-// first call. Tests sharing it should each work under their own Root(t).
-// If t fails, the tail of the server's log is logged when t ends. Main closes
-// the server after all tests; without Main it is killed when the test binary
-// exits (on Linux).
-func Shared(t testing.TB) *Cluster {
+// Shared returns the test binary's one standalone server, starting it on
+// the first call (which takes a second or two; later calls return at once).
+// Tests sharing it should each work under their own Root(t), and may run in
+// parallel. If t fails, the last lines of the server's log are logged when t
+// ends. Main closes the server after all tests; without Main it is killed
+// when the test binary exits (on Linux; elsewhere it may outlive it).
+func Shared(t TB) *Cluster {
 	t.Helper()
 	c, err := SharedCluster()
 	if err != nil {
-		t.Fatalf("shared ZooKeeper: %v", err)
+		t.Fatalf("zktest: shared ZooKeeper: %v", err)
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
@@ -64,8 +74,9 @@ func Shared(t testing.TB) *Cluster {
 	return c
 }
 
-// SharedCluster is Shared for code without a testing.TB, such as Example
-// functions.
+// SharedCluster is Shared for code that has no TB, such as Example
+// functions: it returns the same server, or the error that kept it from
+// starting (ErrClosed once Main has closed it).
 func SharedCluster() (*Cluster, error) {
 	shared.once.Do(func() {
 		shared.c, shared.err = Start(context.Background(), Options{})
@@ -83,13 +94,23 @@ func closeShared() error {
 	return shared.c.Close()
 }
 
-// Main wraps m so that the shared server is closed after the tests ran and
-// before goleak looks for leaked goroutines:
+// M is what Main wraps and returns: *testing.M, and goleak.TestingM, have
+// this method.
+type M interface {
+	Run() int
+}
+
+// Main wraps a test binary's m so that Run closes the shared server (see
+// Shared) after the tests have run, and fails the run if that fails. Use it
+// in TestMain, inside goleak's check, so that the server's goroutines are
+// gone before goleak looks for leaks:
 //
 //	func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }
-func Main(m *testing.M) goleak.TestingM { return mainM{m} }
+//
+// or, without goleak, os.Exit(zktest.Main(m).Run()).
+func Main(m M) M { return mainM{m} }
 
-type mainM struct{ m *testing.M }
+type mainM struct{ m M }
 
 func (m mainM) Run() int {
 	code := m.m.Run()
@@ -102,60 +123,33 @@ func (m mainM) Run() int {
 	return code
 }
 
-// Root creates a new persistent znode for t directly under the root, named
-// after the test ("/TestName-3", with characters other than letters, digits,
-// '_', '.' and '-' replaced by '_'), and returns ConnectString() with that
-// path as chroot: "127.0.0.1:p1,.../TestName-3". The znode is not deleted:
-// it lives as long as the cluster. Root fails t if the znode cannot be made
-// within 10s; call it from the test's goroutine.
-func (c *Cluster) Root(t testing.TB) string {
+// Root creates a new persistent znode for t directly under the cluster's
+// root, named after the test ("/TestName-3": characters other than letters,
+// digits, '_', '.' and '-' become '_'), and returns ConnectString() with
+// that path as chroot: "127.0.0.1:p1,.../TestName-3". Each call makes a new
+// znode, so tests sharing a cluster do not see each other's nodes. The
+// znode is not deleted: it lives as long as the cluster. Root fails t if the
+// znode cannot be made within 10s; call it from the test's goroutine.
+func (c *Cluster) Root(t TB) string {
 	t.Helper()
-	conn, closeConn, err := c.dial(10 * time.Second)
+	name := sanitize(t.Name())
+	path, err := createRoot(c.ConnectString(), func() string {
+		return fmt.Sprintf("/%s-%d", name, c.roots.Add(1))
+	})
 	if err != nil {
 		t.Fatalf("zktest: Root: %v", err)
 	}
-	defer closeConn()
-	name := sanitize(t.Name())
-	for {
-		path := fmt.Sprintf("/%s-%d", name, c.roots.Add(1))
-		_, err := conn.Create(path, nil, 0, zk.WorldACL(zk.PermAll))
-		if errors.Is(err, zk.ErrNodeExists) {
-			continue // made by an earlier cluster in the same Dir
-		}
-		if err != nil {
-			t.Fatalf("zktest: Root: create %s: %v", path, err)
-		}
-		return c.ConnectString() + path
-	}
+	return c.ConnectString() + path
 }
 
-// dial connects a go-zookeeper client to the whole cluster and waits up to
-// timeout for a session. The returned func closes the client and waits until
-// its goroutines have ended.
-func (c *Cluster) dial(timeout time.Duration) (*zk.Conn, func(), error) {
-	conn, events, err := zk.Connect(strings.Split(c.ConnectString(), ","), timeout, zk.WithLogger(nopLogger{}))
-	if err != nil {
-		return nil, nil, err
+// Chroot returns the chroot of a connect string such as Root's, "/TestX-1"
+// for "127.0.0.1:2181/TestX-1", or "" if it has none. It lets a client
+// reach a test's root through a Proxy: p.Addr() + Chroot(root).
+func Chroot(connectString string) string {
+	if i := strings.IndexByte(connectString, '/'); i >= 0 {
+		return connectString[i:]
 	}
-	closeConn := func() {
-		conn.Close()
-		for range events {
-			// The client closes its event channel as its last act.
-		}
-	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case ev := <-events:
-			if ev.State == zk.StateHasSession {
-				return conn, closeConn, nil
-			}
-		case <-deadline.C:
-			closeConn()
-			return nil, nil, fmt.Errorf("no ZooKeeper session with %s within %v", c.ConnectString(), timeout)
-		}
-	}
+	return ""
 }
 
 // sanitize makes a test name usable as one znode name.
@@ -172,8 +166,3 @@ func sanitize(name string) string {
 	}
 	return string(b)
 }
-
-// nopLogger silences go-zookeeper.
-type nopLogger struct{}
-
-func (nopLogger) Printf(string, ...any) {}
