@@ -1,18 +1,3 @@
-// Package zktest runs real ZooKeeper servers for tests: a standalone server or
-// an ensemble of JVMs on free loopback ports, with methods to stop, kill,
-// pause and restart them, and a fault-injecting TCP proxy. It never mocks.
-//
-// Tests of a package usually share one standalone server and give each test
-// its own root znode:
-//
-//	func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }
-//
-//	func TestX(t *testing.T) {
-//		servers := zktest.Shared(t).Root(t) // "127.0.0.1:port/TestX-1"
-//		...
-//	}
-//
-// Servers need Java and ZooKeeper's jars; see Classpath.
 package zktest
 
 import (
@@ -88,11 +73,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	classpath, err := Classpath()
+	cp, err := classpath()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{java: java, classpath: classpath, dir: opts.Dir, tick: opts.TickTime}
+	c := &Cluster{java: java, classpath: cp, dir: opts.Dir, tick: opts.TickTime}
 	if opts.LogOutput != nil {
 		c.out = &lockedWriter{w: opts.LogOutput}
 	}
