@@ -29,8 +29,9 @@ const noXid = math.MinInt64
 // While no fault is set it copies bytes both ways as they come; it follows
 // ZooKeeper's framing only to learn each connection's session (for Expire)
 // and to find a reply to lose (for LoseReplyTo). Faults apply to every
-// connection through the proxy, open or new. Its methods are safe for
-// concurrent use.
+// connection through the proxy, open or new. To reach an ensemble through
+// proxies, start one per server and join their Addrs with commas. Its
+// methods are safe for concurrent use.
 type Proxy struct {
 	target string
 	ln     net.Listener

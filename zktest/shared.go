@@ -94,8 +94,8 @@ func closeShared() error {
 	return shared.c.Close()
 }
 
-// M is what Main wraps and returns: *testing.M, and goleak.TestingM, have
-// this method.
+// M runs a test binary's tests and returns its exit code, as *testing.M
+// does; goleak.VerifyTestMain takes one.
 type M interface {
 	Run() int
 }
