@@ -23,7 +23,8 @@ const startAttempts = 3
 // errPortClash marks a start that failed because a port was taken.
 var errPortClash = errors.New("port already in use")
 
-// ErrClosed is returned by methods of a closed Cluster.
+// ErrClosed is returned by Restart on a closed Cluster, and by
+// SharedCluster once Main has closed the shared server.
 var ErrClosed = errors.New("zktest: cluster closed")
 
 // Options configures Start. The zero value starts one standalone server.

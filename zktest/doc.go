@@ -41,8 +41,8 @@
 // Servers need a Java runtime ($JAVA_HOME/bin/java or java on $PATH) and
 // ZooKeeper's jars: from $ZOOKEEPER_HOME (an unpacked release) if set, else
 // from Debian's zookeeper package (/usr/share/java/zookeeper.jar). Each
-// server takes about a second to start and 100-200MB of memory. On Linux a
-// server is killed when the process that started it dies.
+// server is a JVM with a heap of at most 256MB and takes a second or two to
+// start. On Linux a server is killed when the process that started it dies.
 //
 // The package does not import testing: functions for tests take a TB, which
 // *testing.T satisfies.
