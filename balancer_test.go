@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // picks returns how often each ID came up in n picks.
@@ -55,7 +55,7 @@ func newBalancer(t testing.TB, s *Session, service string, strategy Strategy, op
 }
 
 func TestBalancerRoundRobinOverLiveMembers(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, c := connect(t, root), connect(t, root)
 	b := newBalancer(t, c, "svc", RoundRobin())
@@ -79,7 +79,7 @@ func TestBalancerRoundRobinOverLiveMembers(t *testing.T) {
 }
 
 func TestBalancerDownPolicy(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, c := connect(t, root), connect(t, root)
 	register(t, s, "svc", "a")
@@ -103,7 +103,7 @@ func TestBalancerDownPolicy(t *testing.T) {
 }
 
 func TestBalancerNodeBackWhenItRegistersAgain(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, c := connect(t, root), connect(t, root)
 	register(t, s, "svc", "a")
@@ -118,7 +118,7 @@ func TestBalancerNodeBackWhenItRegistersAgain(t *testing.T) {
 }
 
 func TestBalancerEnds(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, c := connect(t, root), connect(t, root)
 	aReg := register(t, s, "svc", "a")
@@ -148,7 +148,7 @@ func TestBalancerEnds(t *testing.T) {
 }
 
 func TestBalancerBadOptions(t *testing.T) {
-	s := connect(t, testzk.Shared(t).Root(t))
+	s := connect(t, zktest.Shared(t).Root(t))
 	for _, opt := range []BalancerOption{
 		WithDownPolicy(0, time.Second, time.Second),
 		WithDownPolicy(1, 0, time.Second),

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // barrierGroup is a barrier's participants, each on its own session.
@@ -133,7 +133,7 @@ func TestBarrierNobodyPassesUntilTheLast(t *testing.T) {
 		{10, 9},
 	} {
 		t.Run(fmt.Sprintf("%d participants, p%02d leaves last", tc.n, tc.lastLeaver), func(t *testing.T) {
-			zkc := testzk.Shared(t)
+			zkc := zktest.Shared(t)
 			root := zkc.Root(t)
 			g := newBarrierGroup(t, tc.n, tc.n, "/jobs/reindex/barrier", root)
 			ctx := testCtx(t)
@@ -209,7 +209,7 @@ func TestBarrierNobodyPassesUntilTheLast(t *testing.T) {
 }
 
 func TestBarrierCancelledParticipantLeavesNoNode(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	g := newBarrierGroup(t, 4, 3, "/b", root)
 	ctx := testCtx(t)
@@ -259,9 +259,9 @@ func TestBarrierCancelledParticipantLeavesNoNode(t *testing.T) {
 }
 
 func TestBarrierSessionExpiresWhileWaiting(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	// p00 goes through the proxy, the others straight to the server.
 	g := newBarrierGroup(t, 3, 3, "/b", proxy.Addr()+chrootOf(root), root)
 	ctx := testCtx(t)
@@ -316,7 +316,7 @@ func TestBarrierSessionExpiresWhileWaiting(t *testing.T) {
 }
 
 func TestBarrierReadyNodeOfADeadRound(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	ctx := testCtx(t)
 	dead := newBarrierGroup(t, 2, 2, "/b", root)
@@ -339,9 +339,9 @@ func TestBarrierReadyNodeOfADeadRound(t *testing.T) {
 }
 
 func TestBarrierThroughConnectionLoss(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	g := newBarrierGroup(t, 3, 3, "/b", proxy.Addr()+chrootOf(root), root)
 	ctx := testCtx(t)
 	events := g.sess[0].Events(ctx)
@@ -371,7 +371,7 @@ func TestBarrierThroughConnectionLoss(t *testing.T) {
 }
 
 func TestBarrierSessionClosedWhileWaiting(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	g := newBarrierGroup(t, 2, 2, "/b", root)
 	ctx := testCtx(t)
@@ -393,7 +393,7 @@ func TestBarrierSessionClosedWhileWaiting(t *testing.T) {
 }
 
 func TestBarrierBadInput(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root)
 	ctx := testCtx(t)
@@ -435,7 +435,7 @@ func TestBarrierBadInput(t *testing.T) {
 }
 
 func TestBarrierDuplicateID(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	ctx := testCtx(t)
 	s1, s2 := connect(t, root), connect(t, root)
@@ -495,14 +495,14 @@ func TestBarrierDuplicateID(t *testing.T) {
 }
 
 func TestBarrierLostCreateReply(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	g := newBarrierGroup(t, 2, 2, "/b", proxy.Addr()+chrootOf(root), root)
 	ctx := testCtx(t)
 	// The server creates p00's node but the reply never comes: p00 must find
 	// it as its own on the retry, not report a duplicate or make another.
-	proxy.LoseReplyTo(testzk.OpCreate)
+	proxy.LoseReplyTo(zktest.OpCreate)
 	first := g.enter(ctx, 0)
 	g.awaitNodes("p00")
 	quiet(t, first, 100*time.Millisecond, "Enter")

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // BenchmarkGet compares a Get through the Session with the same Get on a raw
@@ -16,7 +16,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkGet -benchmem -count 5 .
 func BenchmarkGet(b *testing.B) {
-	zkc := testzk.Shared(b)
+	zkc := zktest.Shared(b)
 	s := connect(b, zkc.ConnectString())
 	raw := zkConnect(b, zkc.Addr(0))
 	const path = "/lighthouse-bench-get"

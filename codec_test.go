@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 type codecTestConfig struct {
@@ -96,7 +96,7 @@ func decodeErr[T any](c Codec[T]) func([]byte) error {
 }
 
 func TestCodecWithOperations(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 
@@ -179,7 +179,7 @@ func TestCodecWithOperations(t *testing.T) {
 }
 
 func TestCodecWithRecipeData(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 	type addr struct {

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-zk/lighthouse/internal/javapeer"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // curatorJSON was written by Curator 5.4.0's JsonInstanceSerializer (payload
@@ -190,7 +190,7 @@ func curatorEvents(t testing.TB, s *Session) <-chan Event {
 }
 
 func TestCuratorFormatSkipsMalformedInstances(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	s := connect(t, root)
 	watcher := connect(t, root)
 	events := curatorEvents(t, watcher)
@@ -238,7 +238,7 @@ func TestCuratorFormatSkipsMalformedInstances(t *testing.T) {
 }
 
 func TestCuratorFormatRegisterChecksTheInstance(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	s := connect(t, root)
 	format := CuratorFormat("/discovery")
 	for _, tc := range []struct {
@@ -483,7 +483,7 @@ func awaitParticipants(t *testing.T, s *Session, java *javapeer.Peer, javaID, pa
 // Go leader resigns; a Go participant behind the latch leads when the latch
 // is closed.
 func TestJavaLatchBehindGo(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	b := newBench(t)
 	java := startJava(t, root, javaTestTimeout, b.javaLine)
 	leave1 := b.elect(connect(t, root, WithSessionTimeout(javaTestTimeout)), "/leader", "go-1")
@@ -515,7 +515,7 @@ func TestJavaLatchBehindGo(t *testing.T) {
 // knowing who leads, and the first takes over when the Java process is
 // killed (once its session expires).
 func TestJavaLatchLeadsThenDies(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	b := newBench(t)
 	java := startJava(t, root, killedSessionTimeout, b.javaLine)
 	java.Call(nil, "latch", "/leader", "java-1")
@@ -562,7 +562,7 @@ func javaQuery(t *testing.T, java *javapeer.Peer, base, service string) []javaIn
 // the same fields, and a Curator ServiceCache follows Go instances as they
 // come and go.
 func TestJavaSeesGoInstances(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	java := startJava(t, root, javaTestTimeout, nil)
 	format := CuratorFormat("/discovery")
 	if got := java.Call([]string{"cache"}, "cache", "/discovery", "orders"); !slices.Contains(got, "cache\torders\t") {
@@ -611,7 +611,7 @@ func TestJavaSeesGoInstances(t *testing.T) {
 // Curator registers: Go's Members and Instances see its instances, fields
 // and all, and its leaving.
 func TestGoSeesJavaInstances(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	java := startJava(t, root, javaTestTimeout, nil)
 	format := CuratorFormat("/discovery")
 	s := connect(t, root, WithSessionTimeout(javaTestTimeout))
@@ -646,7 +646,7 @@ func TestGoSeesJavaInstances(t *testing.T) {
 }
 
 func TestBalancerFollowsCuratorRegistry(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	s := connect(t, root)
 	format := CuratorFormat("/discovery")
 	reg, err := s.Register(testCtx(t), "orders", Node{ID: "o1", Data: mustJSON(t, ServiceInstance{Address: "10.0.0.7", Port: 8080})}, format)

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // BenchmarkFailover measures how long the next participant takes to learn
@@ -29,7 +29,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkFailover -benchtime 300x .
 func BenchmarkFailover(b *testing.B) {
-	zkc := testzk.Shared(b)
+	zkc := zktest.Shared(b)
 	for _, n := range []int{3, 10, 50} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			floor := newFloorSampler(b, zkc)
@@ -76,7 +76,7 @@ type floorSampler struct {
 	path string
 }
 
-func newFloorSampler(b *testing.B, zkc *testzk.Cluster) *floorSampler {
+func newFloorSampler(b *testing.B, zkc *zktest.Cluster) *floorSampler {
 	return &floorSampler{a: zkConnect(b, zkc.Addr(0)), w: zkConnect(b, zkc.Addr(0)),
 		path: fmt.Sprintf("/bench-floor-%d", time.Now().UnixNano())}
 }
@@ -118,7 +118,7 @@ type electionSampler struct {
 	changes  int
 }
 
-func newElectionSampler(b *testing.B, zkc *testzk.Cluster, n int, byClose bool) *electionSampler {
+func newElectionSampler(b *testing.B, zkc *zktest.Cluster, n int, byClose bool) *electionSampler {
 	e := &electionSampler{b: b, root: zkc.Root(b), byClose: byClose, grants: make(chan string, 1024)}
 	for range n {
 		e.join()
@@ -198,7 +198,7 @@ type lockSampler struct {
 	holder   int
 }
 
-func newLockSampler(b *testing.B, zkc *testzk.Cluster, n int) *lockSampler {
+func newLockSampler(b *testing.B, zkc *zktest.Cluster, n int) *lockSampler {
 	path := fmt.Sprintf("/bench-lock-%d", time.Now().UnixNano())
 	l := &lockSampler{acquired: make(chan int, n), quit: make(chan struct{})}
 	for i := range n {
@@ -251,7 +251,7 @@ func (l *lockSampler) stop() {
 //
 //	go test -run '^$' -bench BenchmarkParticipantCost -benchtime 1x .
 func BenchmarkParticipantCost(b *testing.B) {
-	zkc := testzk.Shared(b)
+	zkc := zktest.Shared(b)
 	s := connect(b, zkc.Root(b))
 	const n = 50
 	for b.Loop() {

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // referee watches every participant of a test and fails the test if two
@@ -131,7 +131,7 @@ func awaitClosed(t testing.TB, done <-chan struct{}, what string) {
 }
 
 func TestElectAlone(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -166,7 +166,7 @@ func TestElectAlone(t *testing.T) {
 func TestFailoverInCreationOrder(t *testing.T) {
 	for _, n := range []int{3, 10} {
 		t.Run(fmt.Sprint(n), func(t *testing.T) {
-			zkc := testzk.Shared(t)
+			zkc := zktest.Shared(t)
 			root := zkc.Root(t)
 			r := newReferee(t)
 			var ps []*participant
@@ -188,7 +188,7 @@ func TestFailoverInCreationOrder(t *testing.T) {
 }
 
 func TestReleaseRequeues(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	r := newReferee(t)
 	a := join(t, r, root, nil, "/leader", "a")
@@ -235,9 +235,9 @@ func TestReleaseRequeues(t *testing.T) {
 }
 
 func TestSuspendedRevokesAtOnceAndSameSessionLeadsAgain(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
 	r := newReferee(t)
 	join(t, r, "", s, "/leader", "a")
@@ -260,9 +260,9 @@ func TestSuspendedRevokesAtOnceAndSameSessionLeadsAgain(t *testing.T) {
 }
 
 func TestExpiryRejoins(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root))
 	r := newReferee(t)
 	join(t, r, "", s, "/leader", "a")
@@ -285,9 +285,9 @@ func TestExpiryRejoins(t *testing.T) {
 }
 
 func TestPartitionedLeaderIsRevokedBeforeAnotherIsElected(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	cut := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(2*time.Second))
 	r := newReferee(t)
 	join(t, r, "", cut, "/leader", "a")
@@ -305,15 +305,15 @@ func TestPartitionedLeaderIsRevokedBeforeAnotherIsElected(t *testing.T) {
 }
 
 func TestLostCreateReplyLeavesNoGhost(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(5*time.Second))
 	if _, err := s.Create(testCtx(t), "/leader", nil, Persistent); err != nil {
 		t.Fatal(err)
 	}
 	r := newReferee(t)
-	proxy.LoseReplyTo(testzk.OpCreate)
+	proxy.LoseReplyTo(zktest.OpCreate)
 	a := join(t, r, "", s, "/leader", "a")
 	b := join(t, r, root, nil, "/leader", "b")
 	r.awaitGrant("a", 10*time.Second)
@@ -326,7 +326,7 @@ func TestLostCreateReplyLeavesNoGhost(t *testing.T) {
 }
 
 func TestZooKeeperLeaderKilled(t *testing.T) {
-	zkc := testzk.StartT(t, 3)
+	zkc := zktest.StartT(t, 3)
 	r := newReferee(t)
 	var ps []*participant
 	for i := range 3 {
@@ -363,7 +363,7 @@ func TestZooKeeperLeaderKilled(t *testing.T) {
 }
 
 func TestHundredParticipantsOneWatchPerChange(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	r := newReferee(t)
 	var sessions []*Session
@@ -393,7 +393,7 @@ func TestHundredParticipantsOneWatchPerChange(t *testing.T) {
 }
 
 func TestObserveAndLeader(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	watcher := connect(t, root)
 	ctx := testCtx(t)
@@ -430,7 +430,7 @@ func TestObserveAndLeader(t *testing.T) {
 }
 
 func TestElectBadInput(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, "/eph", nil, Ephemeral); err != nil {

@@ -7,14 +7,14 @@ import (
 	"time"
 
 	"github.com/lighthouse-zk/lighthouse"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 	"golang.org/x/sync/errgroup"
 )
 
 // zkAddress is the ensemble the examples use: here, the test suite's own
 // local server. In a service it is something like "10.0.0.1:2181,10.0.0.2:2181/myapp".
 func zkAddress() string {
-	c, err := testzk.SharedCluster()
+	c, err := zktest.SharedCluster()
 	if err != nil {
 		log.Fatal(err)
 	}

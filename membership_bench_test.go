@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // BenchmarkMembershipJoin measures how long a join takes to reach 10
@@ -24,7 +24,7 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkMembershipJoin -benchtime 100x .
 func BenchmarkMembershipJoin(b *testing.B) {
-	zkc := testzk.Shared(b)
+	zkc := zktest.Shared(b)
 	for _, n := range []int{10, 1000} {
 		var floor float64
 		b.Run(fmt.Sprintf("floor/n=%d", n), func(b *testing.B) {
@@ -59,7 +59,7 @@ func populate(b *testing.B, conn *zk.Conn, dir string, n int) {
 	}
 }
 
-func benchJoinFloor(b *testing.B, zkc *testzk.Cluster, n, watchers int, relist bool) []time.Duration {
+func benchJoinFloor(b *testing.B, zkc *zktest.Cluster, n, watchers int, relist bool) []time.Duration {
 	dir := chrootOf(zkc.Root(b))
 	a := zkConnect(b, zkc.Addr(0))
 	ws := make([]*zk.Conn, watchers)
@@ -117,7 +117,7 @@ func benchJoinFloor(b *testing.B, zkc *testzk.Cluster, n, watchers int, relist b
 	return lat
 }
 
-func benchJoin(b *testing.B, zkc *testzk.Cluster, n, watchers int) (lat []time.Duration, readsPerChange float64) {
+func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) (lat []time.Duration, readsPerChange float64) {
 	root := zkc.Root(b)
 	dir := chrootOf(root)
 	a := zkConnect(b, zkc.Addr(0))

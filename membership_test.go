@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // ids returns the IDs of nodes, in order.
@@ -95,7 +95,7 @@ func awaitClosedMembers(t testing.TB, ch <-chan []Node, what string) {
 }
 
 func TestRegisterAndUnregister(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, other := connect(t, root), connect(t, root)
 	ctx := testCtx(t)
@@ -152,7 +152,7 @@ func TestRegisterDefaultsToHostName(t *testing.T) {
 	if err != nil {
 		t.Fatal("no host name:", err)
 	}
-	s := connect(t, testzk.Shared(t).Root(t))
+	s := connect(t, zktest.Shared(t).Root(t))
 	reg, err := s.Register(testCtx(t), "svc", Node{Data: []byte("x")})
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func TestRegisterDefaultsToHostName(t *testing.T) {
 }
 
 func TestRegistrationGoneOnSessionClose(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, other := connect(t, root, WithSessionTimeout(20*time.Second)), connect(t, root)
 	reg := register(t, s, "svc", "a")
@@ -184,9 +184,9 @@ func TestRegistrationGoneOnSessionClose(t *testing.T) {
 }
 
 func TestRegisterAgainAfterExpiry(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root))
 	other := connect(t, root)
 	events := s.Events(testCtx(t))
@@ -223,7 +223,7 @@ func TestRegisterAgainAfterExpiry(t *testing.T) {
 }
 
 func TestMembersSeeJoinsAndLeaves(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	w1, w2 := connect(t, root), connect(t, root)
 	m1, m2 := watch(t, w1, "svc"), watch(t, w2, "svc")
@@ -245,7 +245,7 @@ func TestMembersSeeJoinsAndLeaves(t *testing.T) {
 }
 
 func TestMembersConvergeWith200MembersOn20Sessions(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	var watchers [3]<-chan []Node
 	for i := range watchers {
@@ -299,9 +299,9 @@ func TestMembersConvergeWith200MembersOn20Sessions(t *testing.T) {
 }
 
 func TestMembersPartitionHeals(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	// Long enough to reconnect before expiry: with one server address the
 	// client waits 1 s before it dials again.
 	w := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(6*time.Second))
@@ -328,9 +328,9 @@ func TestMembersPartitionHeals(t *testing.T) {
 }
 
 func TestMembersAfterWatcherExpiry(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	w := connect(t, proxy.Addr()+chrootOf(root))
 	events := w.Events(testCtx(t))
 	s := connect(t, root)
@@ -352,7 +352,7 @@ func TestMembersAfterWatcherExpiry(t *testing.T) {
 }
 
 func TestMembersEnd(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root)
 	ctx, cancel := context.WithCancel(testCtx(t))
@@ -374,7 +374,7 @@ func TestMembersEnd(t *testing.T) {
 }
 
 func TestRegisterDuplicateID(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, other := connect(t, root), connect(t, root)
 	ctx := testCtx(t)
@@ -396,7 +396,7 @@ func TestRegisterDuplicateID(t *testing.T) {
 }
 
 func TestMembershipBadInput(t *testing.T) {
-	s := connect(t, testzk.Shared(t).Root(t))
+	s := connect(t, zktest.Shared(t).Root(t))
 	ctx := testCtx(t)
 	big := make([]byte, MaxDataSize+1)
 	for _, tc := range []struct {
@@ -439,7 +439,7 @@ func TestMembershipBadInput(t *testing.T) {
 }
 
 func TestServicesAndInstances(t *testing.T) {
-	s := connect(t, testzk.Shared(t).Root(t))
+	s := connect(t, zktest.Shared(t).Root(t))
 	ctx := testCtx(t)
 	names, err := s.Services(ctx)
 	if err != nil || names == nil || len(names) != 0 {
@@ -464,7 +464,7 @@ func TestServicesAndInstances(t *testing.T) {
 // A join costs one children read and one data read; a leave, one children
 // read, however many members there are.
 func TestMembersReadsPerChange(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, w := connect(t, root), connect(t, root)
 	ctx := testCtx(t)
@@ -499,7 +499,7 @@ func TestMembersReadsPerChange(t *testing.T) {
 // A member that leaves and registers again between two reads of the names
 // is found by the parent's child version, and its new node is read.
 func TestFollowerSeesReregistrationBetweenReads(t *testing.T) {
-	s := connect(t, testzk.Shared(t).Root(t))
+	s := connect(t, zktest.Shared(t).Root(t))
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, "/services/svc/a", []byte("old"), Ephemeral, CreateParents()); err != nil {
 		t.Fatal(err)
@@ -533,7 +533,7 @@ func TestFollowerSeesReregistrationBetweenReads(t *testing.T) {
 
 // The registration comes back if someone deletes its node.
 func TestRegistrationRecreatedWhenDeleted(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s, other := connect(t, root), connect(t, root)
 	events := s.Events(testCtx(t))

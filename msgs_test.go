@@ -7,12 +7,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // Error messages say "lighthouse:" once, with the operation and the path.
 func TestErrorMessages(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	owner := connect(t, root, WithDigestAuth("owner", "pw"))
 	s := connect(t, root)

@@ -9,11 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 func TestOperations(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 
@@ -87,7 +87,7 @@ func TestOperations(t *testing.T) {
 }
 
 func TestSequentialAndContainerNodes(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 	var created []string
@@ -135,7 +135,7 @@ func TestSequentialAndContainerNodes(t *testing.T) {
 }
 
 func TestChrootIsInvisible(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root)
 	plain := connect(t, zkc.ConnectString())
@@ -165,7 +165,7 @@ func TestChrootIsInvisible(t *testing.T) {
 }
 
 func TestWatches(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root)
 	other := connect(t, root)
@@ -228,9 +228,9 @@ func expectWatch(t *testing.T, ch <-chan WatchEvent, want WatchType, path string
 }
 
 func TestCancelledContextReturnsAtOnce(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(10*time.Second))
 	proxy.Stall() // every request now hangs
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
@@ -252,7 +252,7 @@ func TestCancelledContextReturnsAtOnce(t *testing.T) {
 }
 
 func TestBadOperationInput(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 	big := bytes.Repeat([]byte{'x'}, MaxDataSize+1)

@@ -12,7 +12,10 @@ import (
 )
 
 // TestREADMESnippetsCompile builds every Go snippet of README.md as the body
-// of a function, so the README cannot drift from the API.
+// of a function, so the README cannot drift from the API. A snippet that
+// declares functions (its first line of code starts with "func ") is kept
+// as top-level code, with testing, zktest and goleak imported, so the README
+// can show a user's test.
 func TestREADMESnippetsCompile(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
@@ -30,7 +33,11 @@ import (
 	"log/slog"
 	"time"
 
+	"testing"
+
 	"github.com/lighthouse-zk/lighthouse"
+	"github.com/lighthouse-zk/lighthouse/zktest"
+	"go.uber.org/goleak"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -39,9 +46,16 @@ var (
 	_ = time.Second
 	_ = errgroup.Group{}
 	_ = lighthouse.Connect
+	_ testing.TB
+	_ = zktest.Start
+	_ = goleak.VerifyTestMain
 )
 `)
 	for i, s := range snippets {
+		if declaresFuncs(s[1]) {
+			fmt.Fprintf(&src, "\n%s", s[1])
+			continue
+		}
 		fmt.Fprintf(&src, "\nfunc snippet%d(ctx context.Context, secret string, runLeaderDuties func(context.Context, int64) error) error {\n%s}\n", i, s[1])
 	}
 	dir := t.TempDir()
@@ -66,4 +80,16 @@ var (
 	if err != nil {
 		t.Fatalf("README snippets do not compile:\n%s\n%s", out, src.String())
 	}
+}
+
+// declaresFuncs reports whether a snippet's first line that is not a comment
+// starts a function declaration.
+func declaresFuncs(snippet string) bool {
+	for line := range strings.Lines(snippet) {
+		if strings.HasPrefix(line, "//") {
+			continue
+		}
+		return strings.HasPrefix(line, "func ")
+	}
+	return false
 }

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // Regression tests for bugs found by using the library as a hostile newcomer
@@ -16,7 +16,7 @@ import (
 // A leader whose node another session deletes must stop leading at once and
 // rejoin: otherwise the next participant leads too, and both stay leaders.
 func TestLeaderNodeDeletedByAnotherSessionRevokes(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	a, b, op := connect(t, root), connect(t, root), connect(t, root)
 	ctx := testCtx(t)
@@ -55,7 +55,7 @@ func TestLeaderNodeDeletedByAnotherSessionRevokes(t *testing.T) {
 // A follower whose node is deleted must not lead on its predecessor's
 // deletion without a node of its own.
 func TestFollowerNodeDeletedRejoins(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	a, b, op := connect(t, root), connect(t, root), connect(t, root)
 	ctx := testCtx(t)
@@ -93,9 +93,9 @@ func TestFollowerNodeDeletedRejoins(t *testing.T) {
 // Release on a Leadership from before a connection blip must not end the
 // leadership granted again after it.
 func TestStaleReleaseKeepsNewLeadership(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
 	ch, err := s.Elect(testCtx(t), "/leader", WithID("a"))
 	if err != nil {
@@ -127,7 +127,7 @@ func TestStaleReleaseKeepsNewLeadership(t *testing.T) {
 // ReportError after the Balancer or its Session is closed must not queue
 // anything.
 func TestReportErrorAfterCloseKeepsNothing(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root)
 	b := newBalancer(t, s, "api", nil)
@@ -188,7 +188,7 @@ func awaitQueue(t testing.TB, s *Session, path string, ok func([]Participant) bo
 // connection: it must fail before it is sent, with a lasting error, and
 // error messages must not quote megabytes.
 func TestOversizedRequestsFailBeforeSending(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root)
 	events := s.Events(testCtx(t))
@@ -234,7 +234,7 @@ func TestOversizedRequestsFailBeforeSending(t *testing.T) {
 // The first authenticated Register must not lock other identities out of
 // the shared parents it creates.
 func TestIdentitiesShareParents(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	ctx := testCtx(t)
 	alice := connect(t, root, WithDigestAuth("alice", "a-secret"))
@@ -274,7 +274,7 @@ func TestIdentitiesShareParents(t *testing.T) {
 }
 
 func TestEmptyCredentialsAndIDsAreInvalid(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	for _, opt := range []Option{WithDigestAuth("u", ""), WithDigestAuth("", "p"), WithDigestAuth("a:b", "p")} {
 		if _, err := Connect(testCtx(t), zkc.Addr(0), opt); !errors.Is(err, ErrInvalidOption) {
 			t.Errorf("Connect with bad digest credentials: %v, want ErrInvalidOption", err)
@@ -287,7 +287,7 @@ func TestEmptyCredentialsAndIDsAreInvalid(t *testing.T) {
 }
 
 func TestDeleteReservedNodesIsBadArguments(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Addr(0))
 	for _, p := range []string{"/", "/zookeeper"} {
 		if err := s.Delete(testCtx(t), p, AnyVersion); !errors.Is(err, ErrBadArguments) {
@@ -298,7 +298,7 @@ func TestDeleteReservedNodesIsBadArguments(t *testing.T) {
 
 // Close is not an error: it emits none, and the session has no id after it.
 func TestCloseIsQuiet(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root)
 	ctx := testCtx(t)
@@ -322,7 +322,7 @@ func TestCloseIsQuiet(t *testing.T) {
 
 // A chroot that does not exist fails Connect, naming it.
 func TestConnectMissingChroot(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	_, err := Connect(testCtx(t), zkc.Addr(0)+"/no/such/chroot")
 	if !errors.Is(err, ErrNoNode) || !strings.Contains(err.Error(), "/no/such/chroot") {
 		t.Fatalf("Connect with a missing chroot: %v, want ErrNoNode naming it", err)

@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }
 
 // connect opens a session for one test and closes it at the end.
 func connect(t testing.TB, connectString string, opts ...Option) *Session {
@@ -61,7 +61,7 @@ func awaitEvent(t testing.TB, events <-chan Event, want EventType, d time.Durati
 }
 
 func TestConnectAndClose(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	if s.SessionID() == 0 {
 		t.Fatal("no session id after Connect")
@@ -88,7 +88,7 @@ func TestConnectAndClose(t *testing.T) {
 }
 
 func TestCloseDeletesEphemeralsAtOnce(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	owner := connect(t, root, WithSessionTimeout(20*time.Second))
 	watcher := connect(t, root)
@@ -117,7 +117,7 @@ func TestCloseDeletesEphemeralsAtOnce(t *testing.T) {
 }
 
 func TestSuspendedAndReconnectedWhenServerRestarts(t *testing.T) {
-	zkc := testzk.StartT(t, 1)
+	zkc := zktest.StartT(t, 1)
 	s := connect(t, zkc.ConnectString(), WithSessionTimeout(10*time.Second))
 	events := s.Events(testCtx(t))
 	id := s.SessionID()
@@ -141,9 +141,9 @@ func TestSuspendedAndReconnectedWhenServerRestarts(t *testing.T) {
 }
 
 func TestExpiredThenNewSession(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root))
 	events := s.Events(testCtx(t))
 	ctx := testCtx(t)
@@ -190,7 +190,7 @@ func chrootOf(connectString string) string {
 }
 
 func TestEnsembleMemberLossKeepsSession(t *testing.T) {
-	zkc := testzk.StartT(t, 3)
+	zkc := zktest.StartT(t, 3)
 	s := connect(t, zkc.ConnectString(), WithSessionTimeout(4*time.Second))
 	events := s.Events(testCtx(t))
 	id := s.SessionID()
@@ -221,9 +221,9 @@ func TestEnsembleMemberLossKeepsSession(t *testing.T) {
 }
 
 func TestStalledConnection(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	// Long enough to reconnect before expiry: with one server address the
 	// client waits 1 s before it dials again.
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(6*time.Second))
@@ -240,10 +240,10 @@ func TestStalledConnection(t *testing.T) {
 }
 
 func TestCloseWhileUnreachableIsPrompt(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	for _, fault := range []string{"cut", "stall"} {
 		t.Run(fault, func(t *testing.T) {
-			proxy := testzk.ProxyT(t, zkc.Addr(0))
+			proxy := zktest.ProxyT(t, zkc.Addr(0))
 			s := connect(t, proxy.Addr(), WithSessionTimeout(10*time.Second))
 			if fault == "cut" {
 				proxy.Cut()
@@ -260,7 +260,7 @@ func TestCloseWhileUnreachableIsPrompt(t *testing.T) {
 }
 
 func TestConnectUnreachableSaysWhy(t *testing.T) {
-	proxy := testzk.ProxyT(t, "127.0.0.1:1")
+	proxy := zktest.ProxyT(t, "127.0.0.1:1")
 	proxy.Close() // nothing listens there now
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
@@ -329,7 +329,7 @@ func TestParseConnectString(t *testing.T) {
 }
 
 func TestDigestAuthProtectsNodes(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	ctx := testCtx(t)
 	owner := connect(t, root, WithDigestAuth("orders", "s3cret"))
@@ -369,9 +369,9 @@ func TestDigestAuthProtectsNodes(t *testing.T) {
 }
 
 func TestDigestAuthSurvivesReconnect(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	ctx := testCtx(t)
 	s := connect(t, proxy.Addr()+chrootOf(root), WithDigestAuth("orders", "s3cret"), WithSessionTimeout(5*time.Second))
 	events := s.Events(ctx)
@@ -395,7 +395,7 @@ func TestDigestAuthSurvivesReconnect(t *testing.T) {
 }
 
 func TestEventsSlowReaderNeverBlocks(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	slow := s.Events(testCtx(t)) // never read until the end
 	for i := 0; i < eventBuffer+10; i++ {
@@ -423,7 +423,7 @@ func TestEventsSlowReaderNeverBlocks(t *testing.T) {
 }
 
 func TestEventsEndWithContext(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := s.Events(ctx)
@@ -493,7 +493,7 @@ func TestReadsAfterASilenceProveNothing(t *testing.T) {
 // A recipe started while the session closes returns ErrClosed; it does not
 // wait for a first result that will never come.
 func TestRecipesStartedAtCloseReturn(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	for i := range 20 {
 		s := connect(t, zkc.Root(t))
 		done := make(chan error, 4)

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-zk/lighthouse"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 const (
@@ -44,7 +44,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	target := *zkFlag
 	if target == "" {
 		d.out.say("", "starting a local ZooKeeper (Debian's package) in a temp dir")
-		c, err := testzk.Start(ctx, testzk.Options{})
+		c, err := zktest.Start(ctx, zktest.Options{})
 		if err != nil {
 			return fmt.Errorf("start ZooKeeper: %w", err)
 		}
@@ -90,7 +90,7 @@ type demoRun struct {
 	ctx     context.Context
 	out     *console
 	timeout time.Duration
-	cluster *testzk.Cluster // nil with --zk
+	cluster *zktest.Cluster // nil with --zk
 	hosts   []string        // the servers: each worker has a proxy to each
 	chroot  string          // "" or the chroot of --zk
 
@@ -117,7 +117,7 @@ type failover struct {
 // fault proxy, so that it can be cut off alone.
 type worker struct {
 	id      string
-	proxies []*testzk.Proxy // one to each server
+	proxies []*zktest.Proxy // one to each server
 	sess    *lighthouse.Session
 	cancel  context.CancelFunc
 	alive   atomic.Bool
@@ -183,13 +183,13 @@ func (d *demoRun) play(n int) error {
 	} else {
 		d.out.step("every worker's connection is cut for a moment")
 		for _, w := range d.liveWorkers() {
-			w.each((*testzk.Proxy).Cut)
+			w.each((*zktest.Proxy).Cut)
 		}
 		if err := d.awaitNoLeader(); err != nil {
 			return err
 		}
 		for _, w := range d.liveWorkers() {
-			w.each((*testzk.Proxy).Heal)
+			w.each((*zktest.Proxy).Heal)
 		}
 	}
 	if _, err := d.awaitLeader(nil); err != nil {
@@ -204,16 +204,16 @@ func (d *demoRun) startWorker(id string) error {
 	w := &worker{id: id}
 	addrs := make([]string, len(d.hosts))
 	for i, h := range d.hosts {
-		p, err := testzk.NewProxy(h)
+		p, err := zktest.NewProxy(h)
 		if err != nil {
-			w.each(func(p *testzk.Proxy) { p.Close() })
+			w.each(func(p *zktest.Proxy) { p.Close() })
 			return err
 		}
 		w.proxies, addrs[i] = append(w.proxies, p), p.Addr()
 	}
 	sess, err := connect(d.ctx, strings.Join(addrs, ",")+d.chroot, d.timeout, lighthouse.WithSessionTimeout(demoTimeout))
 	if err != nil {
-		w.each(func(p *testzk.Proxy) { p.Close() })
+		w.each(func(p *zktest.Proxy) { p.Close() })
 		return err
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
@@ -266,7 +266,7 @@ func (d *demoRun) startWorker(id string) error {
 }
 
 // each applies f to each of the worker's proxies.
-func (w *worker) each(f func(*testzk.Proxy)) {
+func (w *worker) each(f func(*zktest.Proxy)) {
 	for _, p := range w.proxies {
 		f(p)
 	}
@@ -276,13 +276,13 @@ func (w *worker) each(f func(*testzk.Proxy)) {
 // gone when its session expires.
 func (d *demoRun) kill(w *worker) {
 	w.alive.Store(false)
-	w.each((*testzk.Proxy).Stall)
+	w.each((*zktest.Proxy).Stall)
 	d.mu.Lock()
 	d.workers = slices.DeleteFunc(d.workers, func(x *worker) bool { return x == w })
 	d.mu.Unlock()
 	w.cancel()
 	w.sess.Close() // cannot reach the server: returns within a second
-	w.each(func(p *testzk.Proxy) { p.Close() })
+	w.each(func(p *zktest.Proxy) { p.Close() })
 	d.out.say(w.id, "%s", d.out.red("killed"))
 }
 
@@ -431,7 +431,7 @@ func (d *demoRun) stop() {
 	for _, w := range live {
 		w.cancel()
 		w.sess.Close()
-		w.each(func(p *testzk.Proxy) { p.Close() })
+		w.each(func(p *zktest.Proxy) { p.Close() })
 	}
 	if d.client != nil {
 		d.client.Close()

@@ -16,7 +16,7 @@ import (
 
 	"github.com/go-zookeeper/zk"
 	"github.com/lighthouse-zk/lighthouse"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 var binary struct {
@@ -97,7 +97,7 @@ func elect(t *testing.T, s *lighthouse.Session, path, id string) {
 }
 
 func TestLeaderAndParticipants(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	if _, stderr, code := cli(t, "leader", "--zk", root, "/jobs/leader"); code != exitNotFound {
 		t.Fatalf("leader of a missing election: exit %d, want %d (%s)", code, exitNotFound, stderr)
@@ -138,7 +138,7 @@ func TestLeaderAndParticipants(t *testing.T) {
 }
 
 func TestMembersAndServices(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	out, _, code := cli(t, "services", "--zk", root, "--json")
 	if code != 0 || strings.TrimSpace(out) != "[]" {
@@ -168,7 +168,7 @@ func TestMembersAndServices(t *testing.T) {
 }
 
 func TestMembersWatch(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	next, stop := cliWatch(t, "members", "--zk", root, "--watch", "--json", "orders")
 	if l := next(); l != "[]" {
@@ -238,7 +238,7 @@ func cliWatch(t *testing.T, args ...string) (next func() string, stop func() err
 }
 
 func TestInspectErrors(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	if _, stderr, code := cli(t, "leader", "--zk", "127.0.0.1:1", "--timeout", "500ms", "/x"); code != exitUnreachable || !strings.Contains(stderr, "cannot reach ZooKeeper") {
 		t.Fatalf("unreachable: exit %d, %q", code, stderr)
@@ -270,7 +270,7 @@ func TestInspectErrors(t *testing.T) {
 // TestExitCodes pins the exit code and message of each kind of failure. No
 // message says "lighthouse:" twice.
 func TestExitCodes(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	missingRoot := zkc.Addr(0) + "/no-such-chroot"
 	owner := session(t, root, lighthouse.WithDigestAuth("ops", "pw"),
@@ -325,7 +325,7 @@ func TestHelpStatesExitCodes(t *testing.T) {
 // TestHostileNames: IDs and data with control characters or bytes that are
 // not UTF-8 are escaped in text and never pass for text in JSON.
 func TestHostileNames(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := session(t, root)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -375,7 +375,7 @@ func TestHostileNames(t *testing.T) {
 // TestLeaderToken: leader --json carries the fencing token, the czxid of
 // the leader's node, with and without --watch.
 func TestLeaderToken(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := session(t, root)
 	elect(t, s, "/jobs", "a")

@@ -12,11 +12,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(removeBinary{testzk.Main(m)}) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(removeBinary{zktest.Main(m)}) }
 
 // removeBinary deletes the command built by the tests once they have run.
 type removeBinary struct{ goleak.TestingM }
@@ -53,7 +53,7 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 }
 
 func TestDemoAgainstAGivenEnsemble(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
@@ -67,7 +67,7 @@ func TestDemoAgainstAGivenEnsemble(t *testing.T) {
 }
 
 func TestDemoStopsOnInterrupt(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan error, 1)
@@ -158,7 +158,7 @@ func TestUsageErrors(t *testing.T) {
 // TestDemoKeepsConnectString: the demo uses every host and the chroot of
 // --zk (here a dead host first, then the live one with a chroot).
 func TestDemoKeepsConnectString(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -206,7 +206,7 @@ func TestDemoUnreachable(t *testing.T) {
 
 // TestDemoMissingChroot: like every command, the demo checks the chroot.
 func TestDemoMissingChroot(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	err := run(ctx, []string{"demo", "--zk", zkc.Addr(0) + "/no-such-chroot"}, io.Discard, io.Discard)

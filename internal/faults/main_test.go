@@ -3,8 +3,8 @@ package faults
 import (
 	"testing"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }

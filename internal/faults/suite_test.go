@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-zk/lighthouse"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // The suite's knobs. The short run is part of the normal test suite; set
@@ -65,7 +65,7 @@ func TestFaults(t *testing.T) {
 		seed, replay = s, true
 	}
 	bin := buildParticipant(t)
-	zkc := testzk.StartT(t, 3)
+	zkc := zktest.StartT(t, 3)
 
 	sum := summary{faults: map[string]int{}, checks: map[string]int{}}
 	start := time.Now()
@@ -178,7 +178,7 @@ func buildParticipant(t *testing.T) string {
 // trial is one run of participants under a fault schedule.
 type trial struct {
 	t       *testing.T
-	zk      *testzk.Cluster
+	zk      *zktest.Cluster
 	bin     string
 	dir     string
 	servers string // the chroot, "/TestFaults_trial1-1"
@@ -198,7 +198,7 @@ type trial struct {
 // current process.
 type member struct {
 	id      string
-	proxies []*testzk.Proxy
+	proxies []*zktest.Proxy
 	cur     *incarnation
 }
 
@@ -213,7 +213,7 @@ type incarnation struct {
 	done    chan struct{}
 }
 
-func runTrial(t *testing.T, zkc *testzk.Cluster, bin string, seed uint64, faultTime time.Duration, sum *summary) {
+func runTrial(t *testing.T, zkc *zktest.Cluster, bin string, seed uint64, faultTime time.Duration, sum *summary) {
 	root := zkc.Root(t)
 	tr := &trial{
 		t: t, zk: zkc, bin: bin, dir: t.TempDir(), epoch: time.Now(),
@@ -229,7 +229,7 @@ func runTrial(t *testing.T, zkc *testzk.Cluster, bin string, seed uint64, faultT
 	for i := range participants {
 		m := &member{id: fmt.Sprintf("p%d", i+1)}
 		for s := range zkc.Len() {
-			m.proxies = append(m.proxies, testzk.ProxyT(t, zkc.Addr(s)))
+			m.proxies = append(m.proxies, zktest.ProxyT(t, zkc.Addr(s)))
 		}
 		tr.members[m.id] = m
 	}

@@ -5,11 +5,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }
 
 func TestBuildOnce(t *testing.T) {
 	a, err := Build()
@@ -23,7 +23,7 @@ func TestBuildOnce(t *testing.T) {
 }
 
 func TestJavaPeerLatchAndExit(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	p := Start(t, Options{Args: []string{root, "2000"}})
 	p.Call(nil, "latch", "/leader", "j1")
 	if line := p.Await("leader\tj1\t", 10*time.Second); !strings.HasPrefix(line, "leader\tj1\ttrue\t") {
@@ -43,7 +43,7 @@ func TestJavaPeerLatchAndExit(t *testing.T) {
 }
 
 func TestJavaPeerKill(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	p := Start(t, Options{Args: []string{root, "2000"}})
 	p.Kill()
 	p.Kill() // idempotent

@@ -1,4 +1,4 @@
-package testzk
+package zktest
 
 import (
 	"context"
@@ -51,5 +51,5 @@ func srvrMode(ctx context.Context, addr string) (string, error) {
 type notServingError struct{ addr, answer string }
 
 func (e *notServingError) Error() string {
-	return "testzk: " + e.addr + " is not serving: " + e.answer
+	return "zktest: " + e.addr + " is not serving: " + e.answer
 }

@@ -1,29 +1,11 @@
-// Package testzk runs real ZooKeeper servers for tests: a standalone server or
-// an ensemble of JVMs on free loopback ports, with methods to stop, kill,
-// pause and restart them, and a fault-injecting TCP proxy. It never mocks.
-//
-// Tests of a package usually share one standalone server and give each test
-// its own root znode:
-//
-//	func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
-//
-//	func TestX(t *testing.T) {
-//		servers := testzk.Shared(t).Root(t) // "127.0.0.1:port/TestX-1"
-//		...
-//	}
-//
-// Servers need Java and ZooKeeper's jars; see Classpath.
-package testzk
+package zktest
 
 import (
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,8 +23,9 @@ const startAttempts = 3
 // errPortClash marks a start that failed because a port was taken.
 var errPortClash = errors.New("port already in use")
 
-// ErrClosed is returned by methods of a closed Cluster.
-var ErrClosed = errors.New("testzk: cluster closed")
+// ErrClosed is returned by Restart on a closed Cluster, and by
+// SharedCluster once Main has closed the shared server.
+var ErrClosed = errors.New("zktest: cluster closed")
 
 // Options configures Start. The zero value starts one standalone server.
 type Options struct {
@@ -79,30 +62,30 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		opts.TickTime = 100 * time.Millisecond
 	}
 	if opts.Servers < 0 {
-		return nil, fmt.Errorf("testzk: Servers = %d, want at least 1", opts.Servers)
+		return nil, fmt.Errorf("zktest: Servers = %d, want at least 1", opts.Servers)
 	}
 	if opts.TickTime < time.Millisecond || opts.TickTime%time.Millisecond != 0 {
-		return nil, fmt.Errorf("testzk: TickTime = %v, want whole milliseconds", opts.TickTime)
+		return nil, fmt.Errorf("zktest: TickTime = %v, want whole milliseconds", opts.TickTime)
 	}
 	java, err := javaPath()
 	if err != nil {
 		return nil, err
 	}
-	classpath, err := Classpath()
+	cp, err := classpath()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{java: java, classpath: classpath, dir: opts.Dir, tick: opts.TickTime}
+	c := &Cluster{java: java, classpath: cp, dir: opts.Dir, tick: opts.TickTime}
 	if opts.LogOutput != nil {
 		c.out = &lockedWriter{w: opts.LogOutput}
 	}
 	if c.dir == "" {
-		if c.dir, err = os.MkdirTemp("", "testzk-"); err != nil {
-			return nil, fmt.Errorf("testzk: %w", err)
+		if c.dir, err = os.MkdirTemp("", "zktest-"); err != nil {
+			return nil, fmt.Errorf("zktest: %w", err)
 		}
 		c.ownDir = true
 	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
-		return nil, fmt.Errorf("testzk: %w", err)
+		return nil, fmt.Errorf("zktest: %w", err)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -127,124 +110,10 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 }
 
-// launch configures and starts n servers and waits until they serve.
-func (c *Cluster) launch(ctx context.Context, n int) error {
-	ports, err := pickPorts(3 * n)
-	if err != nil {
-		return fmt.Errorf("testzk: free ports: %w", err)
-	}
-	c.servers = make([]*server, n)
-	for i := range c.servers {
-		c.servers[i] = &server{
-			id:           i + 1,
-			dir:          filepath.Join(c.dir, "server"+strconv.Itoa(i+1)),
-			clientPort:   ports[3*i],
-			quorumPort:   ports[3*i+1],
-			electionPort: ports[3*i+2],
-		}
-	}
-	for _, s := range c.servers {
-		if err := c.writeConfig(s); err != nil {
-			return fmt.Errorf("testzk: server %d: %w", s.id-1, err)
-		}
-	}
-	procs := make([]*process, n)
-	for i, s := range c.servers {
-		if procs[i], err = s.start(c.java, c.classpath, c.out); err != nil {
-			return fmt.Errorf("testzk: start server %d: %w", i, err)
-		}
-	}
-	for i, s := range c.servers {
-		if _, err := c.waitServing(ctx, i, s, procs[i]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// writeConfig writes s's zoo.cfg and, in an ensemble, its myid file, and
-// removes any old log.
-func (c *Cluster) writeConfig(s *server) error {
-	data := filepath.Join(s.dir, "data")
-	if err := os.MkdirAll(data, 0o755); err != nil {
-		return err
-	}
-	// A log left in a reused Dir would confuse waitServing.
-	if err := os.Remove(s.logPath()); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	tick := c.tick.Milliseconds()
-	var b strings.Builder
-	fmt.Fprintf(&b, "tickTime=%d\n", tick)
-	fmt.Fprintf(&b, "initLimit=50\nsyncLimit=20\n")
-	fmt.Fprintf(&b, "dataDir=%s\n", data)
-	fmt.Fprintf(&b, "clientPort=%d\nclientPortAddress=127.0.0.1\n", s.clientPort)
-	fmt.Fprintf(&b, "admin.enableServer=false\n4lw.commands.whitelist=*\n")
-	// Without maxSessionTimeout ZooKeeper caps sessions at 20 ticks.
-	fmt.Fprintf(&b, "minSessionTimeout=%d\nmaxSessionTimeout=60000\n", 2*tick)
-	fmt.Fprintf(&b, "extendedTypesEnabled=true\nforceSync=no\n")
-	// Benchmarks and tests open many sessions from 127.0.0.1; the default
-	// limit is 60 per address.
-	fmt.Fprintf(&b, "maxClientCnxns=0\n")
-	if len(c.servers) > 1 {
-		for _, peer := range c.servers {
-			fmt.Fprintf(&b, "server.%d=127.0.0.1:%d:%d\n", peer.id, peer.quorumPort, peer.electionPort)
-		}
-		if err := os.WriteFile(filepath.Join(data, "myid"), []byte(strconv.Itoa(s.id)+"\n"), 0o644); err != nil {
-			return err
-		}
-	}
-	return os.WriteFile(s.cfgPath(), []byte(b.String()), 0o644)
-}
-
-// waitServing polls server i with `srvr` until it reports a Mode, its process
-// p exits, or ctx ends. It returns the mode.
-func (c *Cluster) waitServing(ctx context.Context, i int, s *server, p *process) (string, error) {
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		mode, err := srvrMode(ctx, s.addr())
-		if err == nil {
-			return mode, nil
-		}
-		// A server whose quorum port is taken does not exit; look for it.
-		if log := c.Logs(i); strings.Contains(log, "Address already in use") {
-			return "", fmt.Errorf("testzk: server %d (%s): %w; log tail:\n%s", i, s.addr(), errPortClash, tail(log, 30))
-		}
-		select {
-		case <-ctx.Done():
-			return "", fmt.Errorf("testzk: server %d (%s) not serving: %w (last: %v); log tail:\n%s",
-				i, s.addr(), ctx.Err(), err, tail(c.Logs(i), 30))
-		case <-p.done:
-			return "", fmt.Errorf("testzk: server %d (%s) exited while starting; log tail:\n%s",
-				i, s.addr(), tail(c.Logs(i), 30))
-		case <-tick.C:
-		}
-	}
-}
-
 func (c *Cluster) killAll() {
 	for _, s := range c.servers {
 		_ = s.halt(syscall.SIGKILL) // errNotRunning is fine here
 	}
-}
-
-// pickPorts is freePorts; tests replace it to provoke a port clash.
-var pickPorts = freePorts
-
-// freePorts returns n distinct ports that were free on 127.0.0.1 a moment ago.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		// Held open until all are picked, so no port is picked twice.
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 // ConnectString returns the client addresses of all servers,
@@ -269,7 +138,7 @@ func (c *Cluster) Dir() string { return c.dir }
 
 func (c *Cluster) server(i int) (*server, error) {
 	if i < 0 || i >= len(c.servers) {
-		return nil, fmt.Errorf("testzk: no server %d in a cluster of %d", i, len(c.servers))
+		return nil, fmt.Errorf("zktest: no server %d in a cluster of %d", i, len(c.servers))
 	}
 	return c.servers[i], nil
 }
@@ -288,7 +157,7 @@ func (c *Cluster) halt(i int, sig syscall.Signal) error {
 		return err
 	}
 	if err := s.halt(sig); err != nil {
-		return fmt.Errorf("testzk: %v server %d: %w", sig, i, err)
+		return fmt.Errorf("zktest: %v server %d: %w", sig, i, err)
 	}
 	return nil
 }
@@ -307,7 +176,7 @@ func (c *Cluster) signal(i int, sig syscall.Signal) error {
 		return err
 	}
 	if err := s.signal(sig); err != nil {
-		return fmt.Errorf("testzk: %v server %d: %w", sig, i, err)
+		return fmt.Errorf("zktest: %v server %d: %w", sig, i, err)
 	}
 	return nil
 }
@@ -325,11 +194,11 @@ func (c *Cluster) Restart(i int) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	fmt.Fprintf(logFile{s}, "--- testzk: restarting server %d ---\n", i)
+	fmt.Fprintf(logFile{s}, "--- zktest: restarting server %d ---\n", i)
 	p, err := s.start(c.java, c.classpath, c.out)
 	c.mu.Unlock()
 	if err != nil {
-		return fmt.Errorf("testzk: restart server %d: %w", i, err)
+		return fmt.Errorf("zktest: restart server %d: %w", i, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), readyTimeout)
 	defer cancel()
@@ -350,7 +219,7 @@ func (c *Cluster) Leader() (int, error) {
 			return i, nil
 		}
 	}
-	return -1, errors.New("testzk: no server is leading")
+	return -1, errors.New("zktest: no server is leading")
 }
 
 // Logs returns everything server i has logged so far, across restarts, or ""
@@ -377,7 +246,7 @@ func (c *Cluster) Close() error {
 	c.killAll()
 	if c.ownDir {
 		if err := os.RemoveAll(c.dir); err != nil {
-			return fmt.Errorf("testzk: %w", err)
+			return fmt.Errorf("zktest: %w", err)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package testzk
+package zktest
 
 import (
 	"errors"
@@ -16,15 +16,15 @@ const (
 	debianSlf4j = "/usr/share/java/slf4j-simple.jar"
 )
 
-// ErrNoZooKeeper is returned when neither $ZOOKEEPER_HOME nor Debian's
-// package provides ZooKeeper's jars.
-var ErrNoZooKeeper = errors.New("testzk: ZooKeeper not found: run `apt-get install -y zookeeper` or set ZOOKEEPER_HOME to an unpacked ZooKeeper release")
+// ErrNoZooKeeper is wrapped by Start's error when neither $ZOOKEEPER_HOME
+// nor Debian's zookeeper package provides ZooKeeper's jars.
+var ErrNoZooKeeper = errors.New("zktest: ZooKeeper not found: run `apt-get install -y zookeeper` or set ZOOKEEPER_HOME to an unpacked ZooKeeper release")
 
-// Classpath returns the Java classpath of a ZooKeeper server. It looks in
+// classpath returns the Java classpath of a ZooKeeper server. It looks in
 // $ZOOKEEPER_HOME first (its conf directory, *.jar and lib/*.jar), then at
 // Debian's /usr/share/java/zookeeper.jar, adding slf4j-simple when present so
 // that servers log. The error wraps ErrNoZooKeeper and says how to install it.
-func Classpath() (string, error) {
+func classpath() (string, error) {
 	if home := os.Getenv("ZOOKEEPER_HOME"); home != "" {
 		jars, _ := filepath.Glob(filepath.Join(home, "*.jar"))
 		lib, _ := filepath.Glob(filepath.Join(home, "lib", "*.jar"))
@@ -58,7 +58,7 @@ func javaPath() (string, error) {
 	}
 	p, err := exec.LookPath("java")
 	if err != nil {
-		return "", fmt.Errorf("testzk: java not found (set JAVA_HOME or install a JRE, e.g. `apt-get install -y default-jre-headless`): %w", err)
+		return "", fmt.Errorf("zktest: java not found (set JAVA_HOME or install a JRE, e.g. `apt-get install -y default-jre-headless`): %w", err)
 	}
 	return p, nil
 }

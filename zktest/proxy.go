@@ -1,4 +1,4 @@
-package testzk
+package zktest
 
 import (
 	"context"
@@ -9,7 +9,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"testing"
 	"time"
 )
 
@@ -26,9 +25,12 @@ const (
 const noXid = math.MinInt64
 
 // Proxy is a TCP proxy in front of one ZooKeeper server that injects faults
-// on demand: cut connections, a partition that swallows bytes, latency, a
-// lost reply, and an expired session. Plain forwarding copies bytes as they
-// come; frames are only followed to find sessions and lost replies. Its
+// on demand. Connect the code under test to Addr instead of the server.
+// While no fault is set it copies bytes both ways as they come; it follows
+// ZooKeeper's framing only to learn each connection's session (for Expire)
+// and to find a reply to lose (for LoseReplyTo). Faults apply to every
+// connection through the proxy, open or new. To reach an ensemble through
+// proxies, start one per server and join their Addrs with commas. Its
 // methods are safe for concurrent use.
 type Proxy struct {
 	target string
@@ -40,7 +42,7 @@ type Proxy struct {
 	mu        sync.Mutex
 	mode      proxyMode
 	delay     time.Duration
-	loseOp    int32
+	loseOp    Op
 	loseArmed bool
 	session   session // of the latest connection to get one
 	links     map[*link]struct{}
@@ -99,11 +101,11 @@ func NewProxy(target string) (*Proxy, error) {
 
 // ProxyT is NewProxy for a test: it fails t on error and closes the proxy
 // when t ends.
-func ProxyT(t testing.TB, target string) *Proxy {
+func ProxyT(t TB, target string) *Proxy {
 	t.Helper()
 	p, err := NewProxy(target)
 	if err != nil {
-		t.Fatalf("testzk: proxy: %v", err)
+		t.Fatalf("zktest: proxy: %v", err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
@@ -112,21 +114,29 @@ func ProxyT(t testing.TB, target string) *Proxy {
 // Addr returns the address clients should connect to, "127.0.0.1:port".
 func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-// Cut resets every open connection and, until Heal, accepts new ones only to
-// close them at once.
+// Cut cuts the client off: it resets every open connection (the client
+// sees a TCP reset at once) and, until Heal, accepts new connections only to
+// close them. The server learns that the connection is gone but keeps the
+// session until its timeout passes with no reconnect, so a client that gets
+// back within the session timeout after Heal keeps its session; after that,
+// it finds the session expired.
 func (p *Proxy) Cut() {
 	for _, l := range p.setMode(cutting) {
 		l.close(true)
 	}
 }
 
-// Stall simulates a partition: until Heal, connections old and new stay open
-// but every byte in either direction is dropped, so clients notice only
-// through their own timeouts.
+// Stall simulates a network partition: until Heal, connections old and new
+// stay open but every byte in either direction is dropped, so neither side
+// hears of it except through its own timeouts. The client gives up on its
+// connection when it hears nothing (for lighthouse, after two thirds of the
+// session timeout) and the server expires the session once the session
+// timeout passes without a ping.
 func (p *Proxy) Stall() { p.setMode(stalling) }
 
-// Heal returns to plain forwarding after Cut or Stall. Connections that
-// dropped bytes during a stall cannot carry on and are closed.
+// Heal ends a Cut or Stall: the proxy forwards again. Connections that lost
+// bytes during a stall cannot carry on and are reset; clients then
+// reconnect.
 func (p *Proxy) Heal() {
 	for _, l := range p.setMode(forwarding) {
 		if l.lossy.Load() {
@@ -148,26 +158,31 @@ func (p *Proxy) setMode(m proxyMode) []*link {
 }
 
 // Delay holds every chunk of bytes for d before forwarding it, in both
-// directions; 0 removes the delay. Each direction of a connection forwards
-// one chunk at a time, so under steady traffic the delays add up.
+// directions, so a request and its reply each take d longer; 0 removes the
+// delay. Each direction of a connection forwards one chunk at a time, so
+// under steady traffic the delays add up. A delay near the session timeout
+// makes the client time out.
 func (p *Proxy) Delay(d time.Duration) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.delay = max(d, 0)
 }
 
-// LoseReplyTo arms a one-shot fault: the next client request with this
-// opcode (OpCreate, OpMulti, ...) reaches the server, but its connection is
-// reset just before the server's reply would reach the client. The server
-// has applied the request; the client sees only a lost connection.
-func (p *Proxy) LoseReplyTo(opcode int32) {
+// LoseReplyTo arms a one-shot fault: the next request with opcode op
+// (OpCreate, OpMulti, ...) from any client through the proxy reaches the
+// server, but the connection is reset just before the server's reply to it
+// would reach the client. The server has applied the request; the client
+// sees only a lost connection, reconnects within its session and must find
+// out for itself whether the request took effect. Later requests are not
+// affected.
+func (p *Proxy) LoseReplyTo(op Op) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.loseOp, p.loseArmed = opcode, true
+	p.loseOp, p.loseArmed = op, true
 }
 
 // takeLose disarms LoseReplyTo and reports true if it was armed for op.
-func (p *Proxy) takeLose(op int32) bool {
+func (p *Proxy) takeLose(op Op) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.loseArmed || op != p.loseOp {
@@ -178,20 +193,23 @@ func (p *Proxy) takeLose(op int32) bool {
 }
 
 // Expire ends the ZooKeeper session most recently established through the
-// proxy, by attaching to it from a connection of its own straight to the
-// target and closing it (as Curator's KillSession does). It returns once the
-// server has closed the session; the client learns of it when its connection
-// is closed and it reconnects (go-zookeeper then reports StateExpired and
-// makes a new session). ctx bounds the call; without a deadline, 10s.
+// proxy, the way Curator's KillSession does: it attaches to the session from
+// a connection of its own, straight to the target, and closes it. The
+// server then deletes the session's ephemeral nodes, drops its watches and
+// closes its connections; when the client reconnects, the server tells it
+// the session has expired (lighthouse reports EventExpired and starts a new
+// session). Expire returns once the server has closed the session. It
+// fails if no session has been seen. ctx bounds the call; without a
+// deadline, 10s.
 func (p *Proxy) Expire(ctx context.Context) error {
 	p.mu.Lock()
 	s := p.session
 	p.mu.Unlock()
 	if s.id == 0 {
-		return errors.New("testzk: expire: no session seen by the proxy")
+		return errors.New("zktest: expire: no session seen by the proxy")
 	}
 	if err := expireSession(ctx, p.target, s); err != nil {
-		return fmt.Errorf("testzk: expire session %#x: %w", s.id, err)
+		return fmt.Errorf("zktest: expire session %#x: %w", s.id, err)
 	}
 	return nil
 }
@@ -297,7 +315,7 @@ func (p *Proxy) forward(l *link, sc *frameScanner, toServer bool, dst net.Conn, 
 	if toServer {
 		// Requests after the ConnectRequest start with int32 xid, int32 type.
 		sc.scan(b, func(i int, head []byte) bool {
-			if i > 0 && len(head) >= 8 && p.takeLose(int32(binary.BigEndian.Uint32(head[4:8]))) {
+			if i > 0 && len(head) >= 8 && p.takeLose(Op(binary.BigEndian.Uint32(head[4:8]))) {
 				l.loseXid.Store(int64(int32(binary.BigEndian.Uint32(head[:4]))))
 			}
 			return false

@@ -1,4 +1,4 @@
-package testzk
+package zktest
 
 import (
 	"context"

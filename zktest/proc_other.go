@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package testzk
+package zktest
 
 import (
 	"syscall"

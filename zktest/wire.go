@@ -1,4 +1,4 @@
-package testzk
+package zktest
 
 import (
 	"context"
@@ -10,18 +10,23 @@ import (
 	"time"
 )
 
-// ZooKeeper request opcodes, for LoseReplyTo. go-zookeeper v1.0.4 sends
-// OpCreate for Create and CreateProtectedEphemeralSequential, OpCreateContainer
-// and OpCreateTTL for its other creates; it never sends OpCreate2.
+// Op is a ZooKeeper request opcode, as in the request header of the wire
+// protocol, for LoseReplyTo.
+type Op int32
+
+// Request opcodes for LoseReplyTo. Which one a client sends depends on the
+// client and the call: go-zookeeper v1.0.4, which lighthouse uses today,
+// sends OpCreate for Create, OpCreateContainer and OpCreateTTL for those
+// nodes, and never OpCreate2.
 const (
-	OpCreate          int32 = 1
-	OpDelete          int32 = 2
-	OpSetData         int32 = 5
-	OpMulti           int32 = 14
-	OpCreate2         int32 = 15
-	OpCreateContainer int32 = 19
-	OpCreateTTL       int32 = 21
-	opCloseSession    int32 = -11
+	OpCreate          Op = 1
+	OpDelete          Op = 2
+	OpSetData         Op = 5
+	OpMulti           Op = 14
+	OpCreate2         Op = 15
+	OpCreateContainer Op = 19
+	OpCreateTTL       Op = 21
+	opCloseSession    Op = -11
 )
 
 // maxFrame bounds a plausible frame length. A stream whose first bytes read
