@@ -10,13 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 func TestGuardedWriteFailsOnceTheNodeIsGone(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
 	other := connect(t, root, WithSessionTimeout(8*time.Second)) // a loaded machine must not expire it
 	ctx := testCtx(t)
@@ -58,9 +58,9 @@ func TestGuardedWriteFailsOnceTheNodeIsGone(t *testing.T) {
 }
 
 func TestGuardedWriteFailsAfterExpiry(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, "/config", []byte("0"), Persistent); err != nil {
@@ -102,9 +102,9 @@ func TestGuardedWriteFailsAfterExpiry(t *testing.T) {
 // After a connection loss the session survives, the same node leads again
 // with the same token: the guard of the earlier Leadership value passes.
 func TestGuardHoldsWhenTheSameNodeLeadsAgain(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, "/config", nil, Persistent); err != nil {
@@ -131,7 +131,7 @@ func TestGuardHoldsWhenTheSameNodeLeadsAgain(t *testing.T) {
 }
 
 func TestGuardOfAFollowerFailsAtOnce(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	r := newReferee(t)
 	join(t, r, root, nil, "/leader", "a")
@@ -172,7 +172,7 @@ func (g *leadLog) snapshot() []leadEntry {
 }
 
 func TestLeadHandsOverOnlyAfterFnReturned(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	var log leadLog
 	starts := make(chan string, 10)
@@ -249,9 +249,9 @@ func TestLeadHandsOverOnlyAfterFnReturned(t *testing.T) {
 }
 
 func TestLeadCancelsFnOnConnectionLoss(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	proxy := testzk.ProxyT(t, zkc.Addr(0))
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan Leadership, 2)
@@ -292,7 +292,7 @@ func TestLeadCancelsFnOnConnectionLoss(t *testing.T) {
 }
 
 func TestLeadReturnsFnErrorAndLeaves(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	boom := errors.New("boom")
 	err := s.Lead(testCtx(t), "/leader", func(ctx context.Context, l Leadership) error {
@@ -310,7 +310,7 @@ func TestLeadReturnsFnErrorAndLeaves(t *testing.T) {
 }
 
 func TestLeadGracePeriod(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -343,7 +343,7 @@ func TestLeadGracePeriod(t *testing.T) {
 }
 
 func TestLeadBadInput(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	fn := func(context.Context, Leadership) error { return nil }
 	ctx := testCtx(t)
@@ -371,7 +371,7 @@ func TestLeadBadInput(t *testing.T) {
 // Go leader waiting (its watch neither fired nor consumed), and it leads
 // once the Go leader leaves.
 func TestGuardLeavesCuratorLatchWaiting(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	b := newBench(t)
 	java := startJava(t, root, javaTestTimeout, b.javaLine)
 	s := connect(t, root, WithSessionTimeout(javaTestTimeout))

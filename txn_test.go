@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 func TestTxnCommitsWithResults(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	s := connect(t, root) // a chroot: every path below is the caller's
 	plain := connect(t, zkc.ConnectString())
@@ -61,7 +61,7 @@ func TestTxnCommitsWithResults(t *testing.T) {
 }
 
 func TestTxnFailureNamesFirstFailingOp(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, "/x", []byte("0"), Persistent); err != nil {
@@ -116,7 +116,7 @@ func TestTxnFailureNamesFirstFailingOp(t *testing.T) {
 // Checks are made before anything is sent: with a cancelled ctx, Txn would
 // fail with ctx's error at the first step that needs the server.
 func TestTxnBadInputFailsWithoutRoundTrip(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -167,7 +167,7 @@ func TestTxnBadInputFailsWithoutRoundTrip(t *testing.T) {
 // The packet limit Txn checks is the server's: a transaction of exactly
 // maxPacket bytes commits, one byte more is refused before sending.
 func TestTxnAtThePacketLimit(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 	for _, p := range []string{"/a", "/b"} {
@@ -196,7 +196,7 @@ func TestTxnAtThePacketLimit(t *testing.T) {
 }
 
 func TestTxnWithCodecs(t *testing.T) {
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	s := connect(t, zkc.Root(t))
 	ctx := testCtx(t)
 	type job struct {

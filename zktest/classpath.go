@@ -20,11 +20,12 @@ const (
 // nor Debian's zookeeper package provides ZooKeeper's jars.
 var ErrNoZooKeeper = errors.New("zktest: ZooKeeper not found: run `apt-get install -y zookeeper` or set ZOOKEEPER_HOME to an unpacked ZooKeeper release")
 
-// classpath returns the Java classpath of a ZooKeeper server. It looks in
+// Classpath returns the Java classpath of a ZooKeeper server, for tests that
+// start one of their own (with a configuration the kit does not write). It looks in
 // $ZOOKEEPER_HOME first (its conf directory, *.jar and lib/*.jar), then at
 // Debian's /usr/share/java/zookeeper.jar, adding slf4j-simple when present so
 // that servers log. The error wraps ErrNoZooKeeper and says how to install it.
-func classpath() (string, error) {
+func Classpath() (string, error) {
 	if home := os.Getenv("ZOOKEEPER_HOME"); home != "" {
 		jars, _ := filepath.Glob(filepath.Join(home, "*.jar"))
 		lib, _ := filepath.Glob(filepath.Join(home, "lib", "*.jar"))

@@ -71,7 +71,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp, err := classpath()
+	cp, err := Classpath()
 	if err != nil {
 		return nil, err
 	}

@@ -18,23 +18,23 @@ func TestClasspath(t *testing.T) {
 	t.Run("debian", func(t *testing.T) {
 		if home := os.Getenv("ZOOKEEPER_HOME"); home != "" {
 			// Another install is in use: it must be found instead.
-			if _, err := classpath(); err != nil {
-				t.Fatalf("classpath() with ZOOKEEPER_HOME=%s: %v", home, err)
+			if _, err := Classpath(); err != nil {
+				t.Fatalf("Classpath() with ZOOKEEPER_HOME=%s: %v", home, err)
 			}
 			return
 		}
-		cp, err := classpath()
+		cp, err := Classpath()
 		if _, statErr := os.Stat(debianJar); statErr != nil {
 			t.Fatal("Debian's zookeeper package is not installed: scripts/setup installs it")
 		}
 		if err != nil || !strings.Contains(cp, debianJar) {
-			t.Fatalf("classpath() = %q, %v; want it to hold %s", cp, err, debianJar)
+			t.Fatalf("Classpath() = %q, %v; want it to hold %s", cp, err, debianJar)
 		}
 	})
 	t.Run("empty ZOOKEEPER_HOME", func(t *testing.T) {
 		t.Setenv("ZOOKEEPER_HOME", t.TempDir())
-		if _, err := classpath(); !errors.Is(err, ErrNoZooKeeper) {
-			t.Fatalf("classpath() error = %v, want ErrNoZooKeeper", err)
+		if _, err := Classpath(); !errors.Is(err, ErrNoZooKeeper) {
+			t.Fatalf("Classpath() error = %v, want ErrNoZooKeeper", err)
 		}
 	})
 }

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-zk/lighthouse"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // A leader paused (SIGSTOP) past the session timeout wakes believing it
@@ -19,7 +19,7 @@ import (
 // while the leader elected meanwhile commits its own.
 func TestPausedLeadersGuardedWriteIsRefused(t *testing.T) {
 	bin := buildParticipant(t)
-	zkc := testzk.Shared(t)
+	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
 	tr := &trial{
 		t: t, zk: zkc, bin: bin, dir: t.TempDir(), epoch: time.Now(),
@@ -33,7 +33,7 @@ func TestPausedLeadersGuardedWriteIsRefused(t *testing.T) {
 	tr.sess = sess
 	t.Cleanup(tr.killAll)
 	for _, id := range []string{"p1", "p2"} {
-		m := &member{id: id, proxies: []*testzk.Proxy{testzk.ProxyT(t, zkc.Addr(0))}}
+		m := &member{id: id, proxies: []*zktest.Proxy{zktest.ProxyT(t, zkc.Addr(0))}}
 		tr.members[id] = m
 		if err := tr.start(m); err != nil {
 			t.Fatal(err)

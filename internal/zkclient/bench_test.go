@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // The benchmarks compare this client with go-zookeeper on the same server,
@@ -22,7 +22,7 @@ import (
 // the shared server, and a root path of the benchmark's own.
 func benchClients(b *testing.B) (*Client, *zk.Conn, string) {
 	b.Helper()
-	cl := testzk.Shared(b)
+	cl := zktest.Shared(b)
 	root := "/" + strings.SplitN(cl.Root(b), "/", 2)[1]
 	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 	defer cancel()

@@ -9,16 +9,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // proxied returns a client connected through a new proxy to the shared
 // server, under its own root, and a direct client to the same root.
-func proxied(t *testing.T, cfg Config) (*Client, *events, *testzk.Proxy, *Client) {
+func proxied(t *testing.T, cfg Config) (*Client, *events, *zktest.Proxy, *Client) {
 	t.Helper()
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	addr, chroot, _ := strings.Cut(root, "/")
-	p := testzk.ProxyT(t, addr)
+	p := zktest.ProxyT(t, addr)
 	c, ev := connectT(t, p.Addr()+"/"+chroot, cfg)
 	direct, _ := connectT(t, root, Config{})
 	return c, ev, p, direct
@@ -93,7 +93,7 @@ func TestLostReply(t *testing.T) {
 	c, ev, p, _ := proxied(t, Config{})
 	ctx := ctxT(t)
 	sid := c.SessionID()
-	p.LoseReplyTo(testzk.OpCreate2)
+	p.LoseReplyTo(zktest.OpCreate2)
 	if _, _, err := c.Create(ctx, "/x", nil, all, Persistent, 0); !errors.Is(err, ErrConnectionLoss) {
 		t.Fatalf("Create with a lost reply: %v, want ErrConnectionLoss", err)
 	}
@@ -172,7 +172,7 @@ func takeUntilLost(t *testing.T, w *Watcher) []WatchEvent {
 }
 
 func TestServerRestart(t *testing.T) {
-	cl := testzk.StartT(t, 1)
+	cl := zktest.StartT(t, 1)
 	c, ev := connectT(t, cl.ConnectString(), Config{SessionTimeout: 10 * time.Second})
 	ctx := ctxT(t)
 	if _, _, err := c.Create(ctx, "/r", []byte("v"), all, Ephemeral, 0); err != nil {
@@ -214,7 +214,7 @@ func TestAuthResentAfterCut(t *testing.T) {
 }
 
 func TestAuthFailedCloses(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	servers, chroot, _ := ParseConnectString(root)
 	ev := newEvents()
 	ctx := ctxT(t)
@@ -273,7 +273,7 @@ func refusedAddr(t *testing.T) string {
 }
 
 func TestUnresolvableHostSkipped(t *testing.T) {
-	good := testzk.Shared(t).Addr(0)
+	good := zktest.Shared(t).Addr(0)
 	start := time.Now()
 	c, _ := connectT(t, "", Config{Servers: []string{"no-such-host.invalid:2181", refusedAddr(t), good}})
 	if d := time.Since(start); d > 3*time.Second {
@@ -286,7 +286,7 @@ func TestUnresolvableHostSkipped(t *testing.T) {
 
 func TestSilentServerSkipped(t *testing.T) {
 	const attempt = 500 * time.Millisecond
-	good := testzk.Shared(t).Addr(0)
+	good := zktest.Shared(t).Addr(0)
 	start := time.Now()
 	connectT(t, "", Config{Servers: []string{silentListener(t), good}, SessionTimeout: 2 * time.Second, ConnectTimeout: attempt})
 	if d := time.Since(start); d > attempt+time.Second {
@@ -346,7 +346,7 @@ func TestCloseStalled(t *testing.T) {
 }
 
 func TestCloseEndsSession(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	c, _ := connectT(t, root, Config{})
 	other, _ := connectT(t, root, Config{})
 	ctx := ctxT(t)
@@ -364,7 +364,7 @@ func TestCloseEndsSession(t *testing.T) {
 }
 
 func TestEnsembleLeaderKill(t *testing.T) {
-	cl := testzk.StartT(t, 3)
+	cl := zktest.StartT(t, 3)
 	c, ev := connectT(t, cl.ConnectString(), Config{SessionTimeout: 10 * time.Second})
 	ctx := ctxT(t)
 	if _, _, err := c.Create(ctx, "/k", nil, all, Ephemeral, 0); err != nil {

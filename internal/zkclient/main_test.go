@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(testzk.Main(m)) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }
 
 // eventTimeout bounds every wait for an event.
 const eventTimeout = 15 * time.Second

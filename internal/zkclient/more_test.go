@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // A cancelled ctx ends the wait at once; the late reply is dropped without
@@ -41,7 +41,7 @@ func TestCancelledCallStopsWaiting(t *testing.T) {
 
 // Many goroutines share one connection; every reply reaches its caller.
 func TestConcurrentCalls(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	const workers, each = 32, 50
 	var wg sync.WaitGroup

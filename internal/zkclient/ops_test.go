@@ -8,13 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 var all = WorldACL(PermAll)
 
 func TestCRUD(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	p, st, err := c.Create(ctx, "/a", []byte("hello"), all, Persistent, 0)
 	if err != nil || p != "/a" || st == nil || st.DataLength != 5 {
@@ -77,7 +77,7 @@ func TestCRUD(t *testing.T) {
 }
 
 func TestCreateModes(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	p1, _, err := c.Create(ctx, "/seq-", nil, all, PersistentSequential, 0)
 	if err != nil {
@@ -124,7 +124,7 @@ func TestCreateModes(t *testing.T) {
 }
 
 func TestWatches(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	st, ech, err := c.ExistsW(ctx, "/w")
 	if err != nil || st != nil || ech == nil {
@@ -175,7 +175,7 @@ func TestWatches(t *testing.T) {
 }
 
 func TestMulti(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	res, err := c.Multi(ctx,
 		CreateOp("/m", []byte("x"), all, Persistent),
@@ -210,7 +210,7 @@ func TestMulti(t *testing.T) {
 }
 
 func TestChroot(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	plain, _ := connectT(t, strings.SplitN(root, "/", 2)[0], Config{})
 	chroot := "/" + strings.SplitN(root, "/", 2)[1]
 	ctx := ctxT(t)
@@ -250,7 +250,7 @@ func TestChroot(t *testing.T) {
 }
 
 func TestACLAndAuth(t *testing.T) {
-	root := testzk.Shared(t).Root(t)
+	root := zktest.Shared(t).Root(t)
 	c, _ := connectT(t, root, Config{})
 	ctx := ctxT(t)
 	acl := append(DigestACL(PermAll, "alice", "secret"), ACL{PermRead, "world", "anyone"})
@@ -294,7 +294,7 @@ func TestACLAndAuth(t *testing.T) {
 }
 
 func TestRequestTooLarge(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	_, _, err := c.Create(ctx, "/big", bytes.Repeat([]byte("x"), 2<<20), all, Persistent, 0)
 	if !errors.Is(err, ErrRequestTooLarge) || !strings.Contains(err.Error(), "1048575") {

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // takeN collects n events from w, failing t on timeout.
@@ -70,7 +70,7 @@ func barrier(t *testing.T, c *Client, path string) {
 }
 
 func TestRecursiveWatch(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	if _, _, err := c.Create(ctx, "/r", nil, all, Persistent, 0); err != nil {
 		t.Fatal(err)
@@ -113,7 +113,7 @@ func TestRecursiveWatch(t *testing.T) {
 }
 
 func TestPersistentWatch(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	if _, _, err := c.Create(ctx, "/p", nil, all, Persistent, 0); err != nil {
 		t.Fatal(err)
@@ -225,7 +225,7 @@ func TestPersistentWatchSurvivesReconnect(t *testing.T) {
 }
 
 func TestWatcherLostOnClose(t *testing.T) {
-	c, _ := connectT(t, testzk.Shared(t).Root(t), Config{})
+	c, _ := connectT(t, zktest.Shared(t).Root(t), Config{})
 	ctx := ctxT(t)
 	w, err := c.AddWatch(ctx, "/", true)
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/internal/testzk"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // tlsServer starts a standalone ZooKeeper serving TLS on a secure client
@@ -88,7 +88,7 @@ forceSync=no
 `, data, ports[0], ports[1], ks)
 	cfgPath := filepath.Join(dir, "zoo.cfg")
 	os.WriteFile(cfgPath, []byte(cfg), 0o644)
-	cp, err := testzk.Classpath()
+	cp, err := zktest.Classpath()
 	if err != nil {
 		t.Fatal(err)
 	}
