@@ -7,7 +7,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 // readyName is the node the last participant to enter creates, as in
@@ -97,7 +97,7 @@ func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...R
 		count: count,
 		turn:  make(chan struct{}, 1),
 	}
-	if _, err := s.Create(ctx, path, nil, Container, CreateParents(), CreateACL(s.parentACL...)); err != nil && !errors.Is(err, ErrNodeExists) {
+	if _, err := s.Create(ctx, path, nil, Container, CreateParents(), withACL(s.parentACL)); err != nil && !errors.Is(err, ErrNodeExists) {
 		return nil, opError("barrier", path, err)
 	}
 	// Fail early on a taken ID; Enter checks again when it creates our node.
@@ -218,7 +218,7 @@ func (b *Barrier) abandon() {
 
 // step is one look at the barrier: done, or a watch to wait on before the
 // next look.
-type step func(ctx context.Context) (watch <-chan zk.Event, done bool, err error)
+type step func(ctx context.Context) (watch <-chan zkclient.WatchEvent, done bool, err error)
 
 // wait runs step until it is done, waiting on the watches it returns. It
 // retries after connection loss and fails when ctx ends, the session closes
@@ -235,7 +235,7 @@ func (b *Barrier) wait(ctx context.Context, look step) error {
 	}()
 	var (
 		st     = sessionState{ID: b.owner} // the newest state seen
-		watch  <-chan zk.Event
+		watch  <-chan zkclient.WatchEvent
 		retryC <-chan time.Time
 		again  = true // look (again) once connected
 	)
@@ -277,11 +277,11 @@ func (b *Barrier) wait(ctx context.Context, look step) error {
 			st = next
 		case ev := <-watch:
 			watch, again = nil, true
-			if ev.Type == zk.EventNotWatching {
-				switch ev.Err {
-				case zk.ErrClosing:
+			if ev.Type == zkclient.EventLost {
+				switch err := mapErr(ev.Err); err {
+				case ErrClosed:
 					return ErrClosed
-				case zk.ErrSessionExpired:
+				case ErrSessionExpired:
 					if b.hasNode {
 						return ErrSessionExpired
 					}
@@ -296,7 +296,7 @@ func (b *Barrier) wait(ctx context.Context, look step) error {
 // enterStep is ZooKeeper's enter: watch the ready node, make sure our node
 // exists, count the participants; create the ready node if we complete the
 // count, else wait for it.
-func (b *Barrier) enterStep(ctx context.Context) (<-chan zk.Event, bool, error) {
+func (b *Barrier) enterStep(ctx context.Context) (<-chan zkclient.WatchEvent, bool, error) {
 	ready := joinPath(b.path, readyName)
 	for {
 		ok, rst, w, err := b.existsW(ctx, ready)
@@ -313,17 +313,15 @@ func (b *Barrier) enterStep(ctx context.Context) (<-chan zk.Event, bool, error) 
 			return nil, false, err
 		}
 		if !slices.Contains(names, b.id) {
-			if b.s.conn.SessionID() != b.owner {
+			if b.s.zk.SessionID() != b.owner {
 				return nil, false, ErrSessionExpired
 			}
 			b.hasNode = false // deleted by someone else: enter again
 			continue
 		}
 		if len(names) >= b.count {
-			_, err := do(ctx, b.s, "create", ready, func() (string, error) {
-				return b.s.conn.Create(b.s.abs(ready), nil, zk.FlagPersistent, b.s.acl)
-			})
-			if err != nil && !errors.Is(err, ErrNodeExists) {
+			_, _, err := b.s.zk.Create(ctx, ready, nil, b.s.acl, zkclient.Persistent, 0)
+			if err != nil && !errors.Is(err, zkclient.ErrNodeExists) {
 				return nil, false, err
 			}
 			return nil, true, nil
@@ -346,9 +344,7 @@ func (b *Barrier) enterStep(ctx context.Context) (<-chan zk.Event, bool, error) 
 				return nil, false, err
 			}
 			if ok && now.Czxid == rst.Czxid {
-				if _, err := do(ctx, b.s, "delete", ready, func() (struct{}, error) {
-					return struct{}{}, b.s.conn.Delete(b.s.abs(ready), AnyVersion)
-				}); err != nil && !errors.Is(err, ErrNoNode) {
+				if err := b.s.zk.Delete(ctx, ready, AnyVersion); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
 					return nil, false, err
 				}
 			}
@@ -361,7 +357,7 @@ func (b *Barrier) enterStep(ctx context.Context) (<-chan zk.Event, bool, error) 
 // leaveStep is ZooKeeper's leave: if nobody is left, done; if we are alone,
 // delete the ready node and ours, done; if we are the lowest, wait for the
 // highest; else delete ours and wait for the lowest.
-func (b *Barrier) leaveStep(ctx context.Context) (<-chan zk.Event, bool, error) {
+func (b *Barrier) leaveStep(ctx context.Context) (<-chan zkclient.WatchEvent, bool, error) {
 	for {
 		names, err := b.participants(ctx)
 		if err != nil {
@@ -370,7 +366,7 @@ func (b *Barrier) leaveStep(ctx context.Context) (<-chan zk.Event, bool, error) 
 		slices.Sort(names)
 		present := slices.Contains(names, b.id)
 		if b.hasNode && !present {
-			if b.s.conn.SessionID() != b.owner {
+			if b.s.zk.SessionID() != b.owner {
 				return nil, false, ErrSessionExpired
 			}
 			b.hasNode = false // deleted by someone else: we are out
@@ -452,42 +448,39 @@ func (b *Barrier) join(ctx context.Context) error {
 // whose reply was lost, and returns its owner and creation zxid. It blocks;
 // join calls it.
 func (b *Barrier) create() (owner, czxid int64, err error) {
-	full := b.s.abs(b.node)
+	ctx := context.Background() // join waits, or gives the node up
 	for range 5 {
-		sid := b.s.conn.SessionID()
-		_, err := b.s.conn.Create(full, b.data, zk.FlagEphemeral, b.s.acl)
-		if err == zk.ErrNoNode {
+		sid := b.s.zk.SessionID()
+		_, _, err := b.s.zk.Create(ctx, b.node, b.data, b.s.acl, zkclient.Ephemeral, 0)
+		if errors.Is(err, zkclient.ErrNoNode) {
 			// The barrier's container was removed after its last round.
-			if err := b.s.createParents(b.node, zk.FlagContainer, b.s.parentACL); err != nil {
+			if err := b.s.createParents(ctx, b.node, zkclient.Container, b.s.parentACL); err != nil {
 				return 0, 0, err
 			}
 			continue
 		}
-		if err != nil && err != zk.ErrNodeExists {
+		if err != nil && !errors.Is(err, zkclient.ErrNodeExists) {
 			return 0, 0, err
 		}
-		ok, st, err := b.s.conn.Exists(full)
+		st, err := b.s.zk.Exists(ctx, b.node)
 		if err != nil {
 			return 0, 0, err
 		}
-		if !ok {
+		if st == nil {
 			continue // its session just ended
 		}
-		if st.EphemeralOwner != sid && st.EphemeralOwner != b.s.conn.SessionID() {
+		if st.EphemeralOwner != sid && st.EphemeralOwner != b.s.zk.SessionID() {
 			return 0, 0, duplicateID(b.id, st.EphemeralOwner)
 		}
 		return st.EphemeralOwner, st.Czxid, nil
 	}
-	return 0, 0, zk.ErrNoNode
+	return 0, 0, zkclient.ErrNoNode
 }
 
 // participants returns the names of the participants' nodes (ready left
 // out); none if the barrier's node is gone.
 func (b *Barrier) participants(ctx context.Context) ([]string, error) {
-	children, err := do(ctx, b.s, "children", b.path, func() ([]string, error) {
-		c, _, err := b.s.conn.Children(b.s.abs(b.path))
-		return c, err
-	})
+	children, err := b.s.Children(ctx, b.path)
 	if errors.Is(err, ErrNoNode) {
 		return nil, nil
 	}
@@ -520,17 +513,15 @@ func (b *Barrier) exists(ctx context.Context, path string) (bool, *Stat, error) 
 }
 
 // existsW sets a raw watch, waited on directly by wait.
-func (b *Barrier) existsW(ctx context.Context, path string) (bool, *Stat, <-chan zk.Event, error) {
-	type res struct {
-		ok bool
-		st *Stat
-		ch <-chan zk.Event
+func (b *Barrier) existsW(ctx context.Context, path string) (bool, *Stat, <-chan zkclient.WatchEvent, error) {
+	if err := b.s.check("exists", path); err != nil {
+		return false, nil, nil, err
 	}
-	r, err := do(ctx, b.s, "exists", path, func() (res, error) {
-		ok, st, ch, err := b.s.conn.ExistsW(b.s.abs(path))
-		return res{ok, st, ch}, err
-	})
-	return r.ok, r.st, r.ch, err
+	st, ch, err := b.s.zk.ExistsW(ctx, path)
+	if err != nil {
+		return false, nil, nil, b.s.opErr("exists", path, err)
+	}
+	return st != nil, stat(st), ch, nil
 }
 
 // delete deletes a node; one already gone is no error.

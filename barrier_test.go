@@ -502,7 +502,7 @@ func TestBarrierLostCreateReply(t *testing.T) {
 	ctx := testCtx(t)
 	// The server creates p00's node but the reply never comes: p00 must find
 	// it as its own on the retry, not report a duplicate or make another.
-	proxy.LoseReplyTo(zktest.OpCreate)
+	proxy.LoseReplyTo(zktest.OpCreate2)
 	first := g.enter(ctx, 0)
 	g.awaitNodes("p00")
 	quiet(t, first, 100*time.Millisecond, "Enter")

@@ -403,5 +403,5 @@ func (o registryOptions) check(data []byte) error {
 
 // skip emits the EventError of a member whose data is left out.
 func (s *Session) skip(path string, err error) {
-	s.emit(Event{Type: EventError, SessionID: s.conn.SessionID(), Path: path, Err: &OpError{Op: "members", Path: path, Err: err}})
+	s.emit(Event{Type: EventError, SessionID: s.zk.SessionID(), Path: path, Err: &OpError{Op: "members", Path: path, Err: err}})
 }

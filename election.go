@@ -3,13 +3,14 @@ package lighthouse
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/lighthouse-zk/lighthouse/internal/actor"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 // Election events.
@@ -241,9 +242,9 @@ type election struct {
 	session  int64  // the session our node belongs to
 	czxid    int64  // our node's creation zxid: the token when leading
 	orphans  []string
-	self     <-chan zk.Event // watch on our own node, nil if none
-	pred     <-chan zk.Event // watch on our predecessor, nil if none
-	predLead bool            // our predecessor is the leader
+	self     <-chan zkclient.WatchEvent // watch on our own node, nil if none
+	pred     <-chan zkclient.WatchEvent // watch on our predecessor, nil if none
+	predLead bool                       // our predecessor is the leader
 
 	leading bool
 	grant   uint64 // counts grants; the current one while leading
@@ -263,12 +264,11 @@ func (e *election) join() error {
 	} else if found, err := e.findPending(); err != nil || found {
 		return err
 	}
-	rel := joinPath(e.path, protectedPrefix+e.guid+"-"+latchName)
-	full := e.s.abs(rel)
-	created, err := e.s.conn.Create(full, e.data, zk.FlagEphemeralSequential, e.s.acl)
-	if err == zk.ErrNoNode { // the election's node is missing: make it
-		if err = e.s.createParents(rel, zk.FlagPersistent, e.s.parentACL); err == nil {
-			created, err = e.s.conn.Create(full, e.data, zk.FlagEphemeralSequential, e.s.acl)
+	node := joinPath(e.path, protectedPrefix+e.guid+"-"+latchName)
+	created, _, err := e.s.zk.Create(bg, node, e.data, e.s.acl, zkclient.EphemeralSequential, 0)
+	if errors.Is(err, zkclient.ErrNoNode) { // the election's node is missing: make it
+		if err = e.s.createParents(bg, node, zkclient.Persistent, e.s.parentACL); err == nil {
+			created, _, err = e.s.zk.Create(bg, node, e.data, e.s.acl, zkclient.EphemeralSequential, 0)
 		}
 	}
 	if err != nil {
@@ -281,8 +281,8 @@ func (e *election) join() error {
 // and adopts it if it is there. (If the session has changed since, it went
 // with the old session and is not found.)
 func (e *election) findPending() (bool, error) {
-	children, _, err := e.s.conn.Children(e.s.abs(e.path))
-	if err != nil && err != zk.ErrNoNode {
+	children, _, err := e.s.zk.Children(bg, e.path)
+	if err != nil && !errors.Is(err, zkclient.ErrNoNode) {
 		return false, err
 	}
 	prefix := protectedPrefix + e.guid + "-"
@@ -297,9 +297,9 @@ func (e *election) findPending() (bool, error) {
 // adopt makes name our node, reads its creation zxid (the token) and
 // watches it, so that we learn at once if someone else deletes it.
 func (e *election) adopt(name string) error {
-	ok, st, ch, err := e.s.conn.ExistsW(e.s.abs(joinPath(e.path, name)))
-	if err == nil && !ok {
-		err = zk.ErrNoNode
+	st, ch, err := e.s.zk.ExistsW(bg, joinPath(e.path, name))
+	if err == nil && st == nil {
+		err = zkclient.ErrNoNode
 	}
 	if err != nil {
 		e.orphans = append(e.orphans, name)
@@ -374,13 +374,13 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 		case ev := <-e.self:
 			e.self = nil
 			switch ev.Type {
-			case zk.EventNodeDeleted:
+			case zkclient.EventNodeDeleted:
 				// Someone else deleted our node: whoever is next may lead
 				// now, so we must not. Join again at the back.
 				e.revoke()
 				e.drop()
 				dirty = true
-			case zk.EventNodeDataChanged:
+			case zkclient.EventNodeDataChanged:
 				dirty = true // re-arm the watch
 			default:
 				// The session ended: its state change tells us what to do,
@@ -389,7 +389,7 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 		case ev := <-e.pred:
 			e.pred = nil
 			e.s.stats.predWatches.Add(1)
-			if ev.Type == zk.EventNodeDeleted && e.predLead && st.Connected && e.selfIntact() {
+			if ev.Type == zkclient.EventNodeDeleted && e.predLead && st.Connected && e.selfIntact() {
 				// Our predecessor led; nothing can have come in between, so
 				// we lead now, without another read.
 				e.lead(e.id)
@@ -415,8 +415,8 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 // place: lead, or watch our predecessor.
 func (e *election) check(st sessionState) error {
 	for len(e.orphans) > 0 {
-		err := e.s.conn.Delete(e.s.abs(joinPath(e.path, e.orphans[0])), AnyVersion)
-		if err != nil && err != zk.ErrNoNode {
+		err := e.s.zk.Delete(bg, joinPath(e.path, e.orphans[0]), AnyVersion)
+		if err != nil && !errors.Is(err, zkclient.ErrNoNode) {
 			return err
 		}
 		e.orphans = e.orphans[1:]
@@ -428,7 +428,7 @@ func (e *election) check(st sessionState) error {
 	}
 	if e.self == nil { // re-arm the watch on our node (its data changed)
 		if err := e.adopt(e.node); err != nil {
-			if err == zk.ErrNoNode {
+			if errors.Is(err, zkclient.ErrNoNode) {
 				e.drop()
 				return e.check(st)
 			}
@@ -436,7 +436,7 @@ func (e *election) check(st sessionState) error {
 		}
 	}
 	for {
-		children, _, err := e.s.conn.Children(e.s.abs(e.path))
+		children, _, err := e.s.zk.Children(bg, e.path)
 		if err != nil {
 			return err
 		}
@@ -457,16 +457,16 @@ func (e *election) check(st sessionState) error {
 		}
 		e.revoke()
 		pred := queue[me-1]
-		ok, _, ch, err := e.s.conn.ExistsW(e.s.abs(joinPath(e.path, pred)))
+		pst, ch, err := e.s.zk.ExistsW(bg, joinPath(e.path, pred))
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if pst == nil {
 			continue // gone meanwhile; look again
 		}
 		e.pred, e.predLead = ch, me == 1
 		leader, err := e.participantID(queue[0])
-		if err != nil && err != zk.ErrNoNode {
+		if err != nil && !errors.Is(err, zkclient.ErrNoNode) {
 			return err
 		}
 		e.publish(Leadership{ID: e.id, Leader: leader, Context: doneCtx, e: e})
@@ -479,7 +479,7 @@ func (e *election) participantID(name string) (string, error) {
 	if id, ok := e.names[name]; ok {
 		return id, nil
 	}
-	data, _, err := e.s.conn.Get(e.s.abs(joinPath(e.path, name)))
+	data, _, err := e.s.zk.Get(bg, joinPath(e.path, name))
 	if err != nil {
 		return "", err
 	}
@@ -529,7 +529,7 @@ func (e *election) selfIntact() bool {
 	select {
 	case ev := <-e.self:
 		e.self = nil
-		if ev.Type == zk.EventNodeDeleted {
+		if ev.Type == zkclient.EventNodeDeleted {
 			e.revoke()
 			e.drop()
 		}
@@ -572,6 +572,10 @@ func electionNodes(children []string) []string {
 	return queue
 }
 
+// bg is the context of an election's calls: they are not abandoned
+// half-way, lest a create that happened be lost track of.
+var bg = context.Background()
+
 // newUUID returns a random (version 4) UUID in canonical form, as Curator's
 // protected names use.
 func newUUID() string {
@@ -595,25 +599,26 @@ type Participant struct {
 // Participants returns the participants of the election at path in queue
 // order, the leader first. It does not join the election.
 func (s *Session) Participants(ctx context.Context, path string) ([]Participant, error) {
-	return do(ctx, s, "participants", path, func() ([]Participant, error) {
-		children, _, err := s.conn.Children(s.abs(path))
+	if err := s.check("participants", path); err != nil {
+		return nil, err
+	}
+	children, _, err := s.zk.Children(ctx, path)
+	if err != nil {
+		return nil, s.opErr("participants", path, err)
+	}
+	var out []Participant
+	for _, name := range electionNodes(children) {
+		data, st, err := s.zk.Get(ctx, joinPath(path, name))
+		if errors.Is(err, zkclient.ErrNoNode) {
+			continue // left meanwhile
+		}
 		if err != nil {
-			return nil, err
+			return nil, s.opErr("participants", path, err)
 		}
-		var out []Participant
-		for _, name := range electionNodes(children) {
-			data, st, err := s.conn.Get(s.abs(joinPath(path, name)))
-			if err == zk.ErrNoNode {
-				continue // left meanwhile
-			}
-			if err != nil {
-				return nil, err
-			}
-			id, pdata := decodeParticipant(data)
-			out = append(out, Participant{ID: id, Data: pdata, IsLeader: len(out) == 0, Node: name, Token: st.Czxid})
-		}
-		return out, nil
-	})
+		id, pdata := decodeParticipant(data)
+		out = append(out, Participant{ID: id, Data: pdata, IsLeader: len(out) == 0, Node: name, Token: st.Czxid})
+	}
+	return out, nil
 }
 
 // Leader returns the leader of the election at path, or ErrNoLeader.
@@ -653,18 +658,17 @@ func (s *Session) observe(ctx context.Context, path string, out *actor.Outbox[Pa
 	defer unsubscribe()
 	var (
 		st      sessionState
-		watch   <-chan zk.Event
+		watch   <-chan zkclient.WatchEvent
 		last    Participant
 		started bool
 		retryC  <-chan time.Time
 	)
-	abs := s.abs(path)
 	look := func() error {
 		for {
-			children, _, ch, err := s.conn.ChildrenW(abs)
-			if err == zk.ErrNoNode {
-				var ok bool
-				if ok, _, ch, err = s.conn.ExistsW(abs); err == nil && ok {
+			children, _, ch, err := s.zk.ChildrenW(ctx, path)
+			if errors.Is(err, zkclient.ErrNoNode) {
+				var st *zkclient.Stat
+				if st, ch, err = s.zk.ExistsW(ctx, path); err == nil && st != nil {
 					continue // created meanwhile
 				}
 			}
@@ -678,8 +682,8 @@ func (s *Session) observe(ctx context.Context, path string, out *actor.Outbox[Pa
 				return nil
 			}
 			// Watch the leader alone: newcomers join at the back.
-			data, stat, lch, err := s.conn.GetW(joinPath(abs, queue[0]))
-			if err == zk.ErrNoNode {
+			data, stat, lch, err := s.zk.GetW(ctx, joinPath(path, queue[0]))
+			if errors.Is(err, zkclient.ErrNoNode) {
 				continue
 			}
 			if err != nil {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
@@ -313,7 +313,7 @@ func TestLostCreateReplyLeavesNoGhost(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := newReferee(t)
-	proxy.LoseReplyTo(zktest.OpCreate)
+	proxy.LoseReplyTo(zktest.OpCreate2)
 	a := join(t, r, "", s, "/leader", "a")
 	b := join(t, r, root, nil, "/leader", "b")
 	r.awaitGrant("a", 10*time.Second)
@@ -347,7 +347,7 @@ func TestZooKeeperLeaderKilled(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		l := r.current("p0")
-		if l.IsLeader && l.Valid() && ps[0].sess.conn.State() == zk.StateHasSession {
+		if l.IsLeader && l.Valid() && ps[0].sess.zk.State() == zkclient.StateConnected {
 			break
 		}
 		if time.Now().After(deadline) {

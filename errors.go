@@ -2,8 +2,10 @@ package lighthouse
 
 import (
 	"errors"
+	"fmt"
+	"strings"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 // Errors. Every error the library returns matches one of these with
@@ -38,6 +40,9 @@ var (
 	ErrClosed = errors.New("session closed")
 	// ErrAuthFailed: the server rejected the session's credentials.
 	ErrAuthFailed = errors.New("authentication failed")
+	// ErrUnimplemented: the server does not know the request (an older
+	// ZooKeeper: WhoAmI needs 3.7, persistent watches 3.6).
+	ErrUnimplemented = errors.New("not implemented by the server")
 
 	// ErrInvalidConnectString: the connect string is empty or malformed.
 	ErrInvalidConnectString = errors.New("invalid connect string")
@@ -113,31 +118,48 @@ func opError(op, path string, err error) error {
 	return &OpError{Op: op, Path: path, Err: err}
 }
 
-// zkErrors maps the client's errors to ours.
-var zkErrors = map[error]error{
-	zk.ErrNoNode:                  ErrNoNode,
-	zk.ErrNodeExists:              ErrNodeExists,
-	zk.ErrBadVersion:              ErrBadVersion,
-	zk.ErrNotEmpty:                ErrNotEmpty,
-	zk.ErrNoAuth:                  ErrNoAuth,
-	zk.ErrInvalidACL:              ErrInvalidACL,
-	zk.ErrNoChildrenForEphemerals: ErrEphemeralChild,
-	zk.ErrConnectionClosed:        ErrConnectionLoss,
-	zk.ErrNoServer:                ErrConnectionLoss,
-	zk.ErrSessionMoved:            ErrConnectionLoss,
-	zk.ErrSessionExpired:          ErrSessionExpired,
-	zk.ErrClosing:                 ErrClosed,
-	zk.ErrAuthFailed:              ErrAuthFailed,
-	zk.ErrBadArguments:            ErrBadArguments,
+// codes maps the server's error codes to ours.
+var codes = map[zkclient.Code]error{
+	zkclient.ErrNoNode:                  ErrNoNode,
+	zkclient.ErrNodeExists:              ErrNodeExists,
+	zkclient.ErrBadVersion:              ErrBadVersion,
+	zkclient.ErrNotEmpty:                ErrNotEmpty,
+	zkclient.ErrNoAuth:                  ErrNoAuth,
+	zkclient.ErrInvalidACL:              ErrInvalidACL,
+	zkclient.ErrNoChildrenForEphemerals: ErrEphemeralChild,
+	zkclient.ErrConnectionLoss:          ErrConnectionLoss,
+	zkclient.ErrSessionMoved:            ErrConnectionLoss,
+	zkclient.ErrSessionExpired:          ErrSessionExpired,
+	zkclient.ErrAuthFailed:              ErrAuthFailed,
+	zkclient.ErrBadArguments:            ErrBadArguments,
+	zkclient.ErrUnimplemented:           ErrUnimplemented,
 }
 
 // mapErr turns a client error into ours.
 func mapErr(err error) error {
-	if mapped, ok := zkErrors[err]; ok {
-		return mapped
+	if err == nil {
+		return nil
+	}
+	var code zkclient.Code
+	if errors.As(err, &code) {
+		if mapped, ok := codes[code]; ok {
+			if err == error(code) {
+				return mapped
+			}
+			return fmt.Errorf("%w: %s", mapped, trimZK(err))
+		}
+	}
+	switch {
+	case errors.Is(err, zkclient.ErrClosed):
+		return ErrClosed
+	case errors.Is(err, zkclient.ErrRequestTooLarge):
+		return fmt.Errorf("%w: %s", ErrDataTooLarge, trimZK(err))
 	}
 	return err
 }
+
+// trimZK is the client's message without its "zk: " prefix.
+func trimZK(err error) string { return strings.TrimPrefix(err.Error(), "zk: ") }
 
 // opErr wraps a client error for the caller. While the session closes,
 // connection loss and expiry are ErrClosed.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 	"github.com/lighthouse-zk/lighthouse/internal/actor"
 )
 
@@ -151,7 +151,7 @@ type registration struct {
 	owner int64           // the session our node belongs to, 0 if we have none
 	prev  int64           // the session of our last node, maybe still being removed
 	czxid int64           // our node's creation zxid
-	watch <-chan zk.Event // on our node (or, while waiting, on a node in the way)
+	watch <-chan zkclient.WatchEvent // on our node (or, while waiting, on a node in the way)
 }
 
 // errWaiting: the node of an earlier session of ours is still there.
@@ -223,33 +223,32 @@ func (r *registration) run(ctx context.Context, created chan<- error) {
 
 // ensure makes sure our node exists in the current session and is watched.
 func (r *registration) ensure(st sessionState) error {
-	abs := r.s.abs(r.path)
 	for range 5 {
-		_, err := r.s.conn.Create(abs, r.data, zk.FlagEphemeral, r.s.acl)
-		if err == zk.ErrNoNode {
+		_, _, err := r.s.zk.Create(bg, r.path, r.data, r.s.acl, zkclient.Ephemeral, 0)
+		if errors.Is(err, zkclient.ErrNoNode) {
 			// Containers: the server removes a service's node once its last
 			// instance is gone, so Services lists live services only.
-			if err = r.s.createParents(r.path, zk.FlagContainer, r.s.parentACL); err == nil {
-				_, err = r.s.conn.Create(abs, r.data, zk.FlagEphemeral, r.s.acl)
+			if err = r.s.createParents(bg, r.path, zkclient.Container, r.s.parentACL); err == nil {
+				_, _, err = r.s.zk.Create(bg, r.path, r.data, r.s.acl, zkclient.Ephemeral, 0)
 			}
 		}
-		if err == zk.ErrNoNode {
+		if errors.Is(err, zkclient.ErrNoNode) {
 			continue // a parent container was removed meanwhile
 		}
-		if err != nil && err != zk.ErrNodeExists {
+		if err != nil && !errors.Is(err, zkclient.ErrNodeExists) {
 			return err
 		}
-		ok, stat, ch, err := r.s.conn.ExistsW(abs)
+		stat, ch, err := r.s.zk.ExistsW(bg, r.path)
 		if err != nil {
 			return err
 		}
-		if !ok {
+		if stat == nil {
 			continue // gone meanwhile: create it again
 		}
 		r.watch = ch
 		owner := stat.EphemeralOwner
 		switch {
-		case owner != 0 && (owner == st.ID || owner == r.s.conn.SessionID()):
+		case owner != 0 && (owner == st.ID || owner == r.s.zk.SessionID()):
 			// Ours: just created, or created by a request whose reply was
 			// lost (no one else in this process may hold this path).
 			if r.owner != owner || r.czxid != stat.Czxid {
@@ -263,7 +262,7 @@ func (r *registration) ensure(st sessionState) error {
 			return fmt.Errorf("%w (by session 0x%x)", ErrIDTaken, owner)
 		}
 	}
-	return zk.ErrNoNode
+	return zkclient.ErrNoNode
 }
 
 // leave deletes our node, if we have one.
@@ -303,7 +302,7 @@ type follower struct {
 	abs   string
 	check func([]byte) error // nil, or why a member's data is left out
 	st    sessionState
-	watch <-chan zk.Event // on the service node's children, or its existence
+	watch <-chan zkclient.WatchEvent // on the service node's children, or its existence
 	dirty bool            // the set must be read again
 	ready bool            // read at least once
 
@@ -333,7 +332,7 @@ func (o registryOptions) follower(s *Session, service string) (*follower, error)
 
 func newFollower(s *Session, path string) *follower {
 	return &follower{
-		s: s, path: path, abs: s.abs(path), dirty: true,
+		s: s, path: path, dirty: true,
 		names: make(map[string]bool), cache: make(map[string]member),
 		retry: newBackoff(),
 	}
@@ -406,14 +405,14 @@ func (f *follower) sync(first bool) (changed bool, err error) {
 func (f *follower) read() error {
 	for {
 		memberReads.Add(1)
-		children, stat, ch, err := f.s.conn.ChildrenW(f.abs)
-		if err == zk.ErrNoNode {
+		children, stat, ch, err := f.s.zk.ChildrenW(bg, f.path)
+		if errors.Is(err, zkclient.ErrNoNode) {
 			memberReads.Add(1)
-			ok, _, ech, err := f.s.conn.ExistsW(f.abs)
+			st, ech, err := f.s.zk.ExistsW(bg, f.path)
 			if err != nil {
 				return err
 			}
-			if ok {
+			if st != nil {
 				continue // created meanwhile
 			}
 			f.watch = ech // follow the service once it is created
@@ -454,11 +453,11 @@ func (f *follower) read() error {
 						continue
 					}
 					memberReads.Add(1)
-					ok, st, err := f.s.conn.Exists(joinPath(f.abs, id))
+					st, err := f.s.zk.Exists(bg, joinPath(f.path, id))
 					if err != nil {
 						return err
 					}
-					if !ok || st.Czxid != m.czxid {
+					if st == nil || st.Czxid != m.czxid {
 						delete(f.cache, id)
 					}
 				}
@@ -476,8 +475,8 @@ func (f *follower) read() error {
 				continue
 			}
 			memberReads.Add(1)
-			data, st, err := f.s.conn.Get(joinPath(f.abs, id))
-			if err == zk.ErrNoNode {
+			data, st, err := f.s.zk.Get(bg, joinPath(f.path, id))
+			if errors.Is(err, zkclient.ErrNoNode) {
 				continue // left meanwhile; the watch will tell
 			}
 			if err != nil {
@@ -607,30 +606,31 @@ func (s *Session) Instances(ctx context.Context, service string, opts ...Registr
 	if err != nil {
 		return nil, opError("instances", "", err)
 	}
-	return do(ctx, s, "instances", path, func() ([]Node, error) {
-		ids, _, err := s.conn.Children(s.abs(path))
-		if err == zk.ErrNoNode {
-			return []Node{}, nil
+	if err := s.check("instances", path); err != nil {
+		return nil, err
+	}
+	ids, _, err := s.zk.Children(ctx, path)
+	if errors.Is(err, zkclient.ErrNoNode) {
+		return []Node{}, nil
+	}
+	if err != nil {
+		return nil, s.opErr("instances", path, err)
+	}
+	slices.Sort(ids)
+	out := make([]Node, 0, len(ids))
+	for _, id := range ids {
+		data, _, err := s.zk.Get(ctx, joinPath(path, id))
+		if errors.Is(err, zkclient.ErrNoNode) {
+			continue // left meanwhile
 		}
 		if err != nil {
-			return nil, err
+			return nil, s.opErr("instances", path, err)
 		}
-		slices.Sort(ids)
-		out := make([]Node, 0, len(ids))
-		for _, id := range ids {
-			data, _, err := s.conn.Get(s.abs(joinPath(path, id)))
-			if err == zk.ErrNoNode {
-				continue // left meanwhile
-			}
-			if err != nil {
-				return nil, err
-			}
-			if err := o.check(data); err != nil {
-				s.skip(joinPath(path, id), err)
-				continue
-			}
-			out = append(out, Node{ID: id, Data: data})
+		if err := o.check(data); err != nil {
+			s.skip(joinPath(path, id), err)
+			continue
 		}
-		return out, nil
-	})
+		out = append(out, Node{ID: id, Data: data})
+	}
+	return out, nil
 }

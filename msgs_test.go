@@ -17,7 +17,7 @@ func TestErrorMessages(t *testing.T) {
 	owner := connect(t, root, WithDigestAuth("owner", "pw"))
 	s := connect(t, root)
 	ctx := testCtx(t)
-	if _, err := owner.Create(ctx, "/locked", nil, Persistent, CreateACL(owner.acl[0])); err != nil {
+	if _, err := owner.Create(ctx, "/locked", nil, Persistent, CreateACL(ACL(owner.acl[0]))); err != nil {
 		t.Fatal(err)
 	}
 	_, electErr := s.Elect(ctx, "/locked/leader", WithID("a"))

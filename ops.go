@@ -2,12 +2,12 @@ package lighthouse
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 // MaxDataSize is the most data a node can hold with ZooKeeper's default
@@ -23,7 +23,7 @@ const maxPacket = 0xfffff
 // checkWrite checks that a create or set of data at path (the caller's,
 // without the chroot) is valid and fits in one request. Over the limit the
 // error is ErrDataTooLarge, naming it.
-func (s *Session) checkWrite(path string, data []byte, acl []zk.ACL) error {
+func (s *Session) checkWrite(path string, data []byte, acl []zkclient.ACL) error {
 	if err := validatePath(path); err != nil {
 		return err
 	}
@@ -45,99 +45,50 @@ func (s *Session) checkWrite(path string, data []byte, acl []zk.ACL) error {
 // AnyVersion matches every version in Set and Delete.
 const AnyVersion int32 = -1
 
-// abs turns a caller's path into the server's (with the chroot).
-func (s *Session) abs(p string) string {
-	if s.chroot == "" {
-		return p
-	}
-	if p == "/" {
-		return s.chroot
-	}
-	return s.chroot + p
-}
-
-// rel turns a server path into the caller's (without the chroot).
-func (s *Session) rel(p string) string {
-	if s.chroot == "" {
-		return p
-	}
-	p = strings.TrimPrefix(p, s.chroot)
-	if p == "" {
-		return "/"
-	}
-	return p
-}
-
-// do runs one blocking client call so that it returns as soon as ctx ends
-// (the call itself goes on in the background until the client answers).
-func do[T any](ctx context.Context, s *Session, op, path string, f func() (T, error)) (T, error) {
-	var zero T
+// check validates an operation's path and that the session is open.
+func (s *Session) check(op, path string) error {
 	if err := validatePath(path); err != nil {
-		return zero, &OpError{Op: op, Path: path, Err: err}
+		return &OpError{Op: op, Path: path, Err: err}
 	}
-	select {
-	case <-s.closing:
-		return zero, &OpError{Op: op, Path: path, Err: ErrClosed}
-	default:
+	if s.isClosing() {
+		return &OpError{Op: op, Path: path, Err: ErrClosed}
 	}
-	if ctx.Done() == nil { // cannot be cancelled: no goroutine needed
-		v, err := f()
-		return v, s.opErr(op, path, err)
-	}
-	if err := ctx.Err(); err != nil {
-		return zero, &OpError{Op: op, Path: path, Err: err}
-	}
-	type result struct {
-		v   T
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		v, err := f()
-		ch <- result{v, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.v, s.opErr(op, path, r.err)
-	case <-ctx.Done():
-		return zero, &OpError{Op: op, Path: path, Err: ctx.Err()}
-	}
+	return nil
 }
 
 // CreateMode is the kind of node Create makes.
 type CreateMode int
 
-// Create modes.
+// Create modes, with ZooKeeper's numbers.
 const (
 	Persistent           CreateMode = iota // stays until deleted
 	Ephemeral                              // deleted when the session ends
 	PersistentSequential                   // Persistent, with a counter appended to its name
 	EphemeralSequential                    // Ephemeral, with a counter appended to its name
 	Container                              // deleted by the server once its last child is gone
+	// PersistentWithTTL is deleted by the server once it has had no
+	// children and no change for its TTL (CreateTTL); the server needs
+	// extendedTypesEnabled=true.
+	PersistentWithTTL
+	PersistentSequentialWithTTL // PersistentWithTTL, with a counter appended to its name
 )
 
-func (m CreateMode) flags() (int32, error) {
-	switch m {
-	case Persistent:
-		return zk.FlagPersistent, nil
-	case Ephemeral:
-		return zk.FlagEphemeral, nil
-	case PersistentSequential:
-		return zk.FlagSequence, nil
-	case EphemeralSequential:
-		return zk.FlagEphemeralSequential, nil
-	case Container:
-		return zk.FlagContainer, nil
+func (m CreateMode) client() (zkclient.CreateMode, error) {
+	if m < Persistent || m > PersistentSequentialWithTTL {
+		return 0, fmt.Errorf("%w: create mode %d", ErrInvalidOption, int(m))
 	}
-	return 0, fmt.Errorf("%w: create mode %d", ErrInvalidOption, int(m))
+	return zkclient.CreateMode(m), nil
 }
+
+func (m CreateMode) ttl() bool { return m == PersistentWithTTL || m == PersistentSequentialWithTTL }
 
 // CreateOption modifies Create.
 type CreateOption func(*createOptions)
 
 type createOptions struct {
 	parents bool
-	acl     []zk.ACL
+	acl     []zkclient.ACL
+	ttl     time.Duration
 }
 
 // CreateParents makes Create create missing ancestors first, as persistent
@@ -145,16 +96,37 @@ type createOptions struct {
 func CreateParents() CreateOption { return func(o *createOptions) { o.parents = true } }
 
 // CreateACL sets the new node's ACL instead of the session's (see WithACL).
-func CreateACL(acl ...zk.ACL) CreateOption { return func(o *createOptions) { o.acl = acl } }
+func CreateACL(acl ...ACL) CreateOption {
+	return func(o *createOptions) { o.acl = clientACL(acl) }
+}
 
-// Create makes a node at path with data and returns its path (for
-// sequential modes, the name with the counter ZooKeeper appended).
-func (s *Session) Create(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (string, error) {
+// CreateTTL sets the TTL of a node created with a TTL mode.
+func CreateTTL(d time.Duration) CreateOption { return func(o *createOptions) { o.ttl = d } }
+
+func (s *Session) createOptions(mode CreateMode, opts []CreateOption) (createOptions, error) {
 	o := createOptions{acl: s.acl}
 	for _, opt := range opts {
 		opt(&o)
 	}
-	flags, err := mode.flags()
+	switch {
+	case len(o.acl) == 0:
+		return o, fmt.Errorf("%w: empty ACL", ErrInvalidOption)
+	case mode.ttl() && o.ttl <= 0:
+		return o, fmt.Errorf("%w: a TTL mode needs CreateTTL with a positive TTL", ErrInvalidOption)
+	case !mode.ttl() && o.ttl != 0:
+		return o, fmt.Errorf("%w: CreateTTL needs a TTL mode", ErrInvalidOption)
+	}
+	return o, nil
+}
+
+// Create makes a node at path with data and returns its path (for
+// sequential modes, the name with the counter ZooKeeper appended).
+func (s *Session) Create(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (string, error) {
+	cm, err := mode.client()
+	if err != nil {
+		return "", &OpError{Op: "create", Path: path, Err: err}
+	}
+	o, err := s.createOptions(mode, opts)
 	if err != nil {
 		return "", &OpError{Op: "create", Path: path, Err: err}
 	}
@@ -164,36 +136,30 @@ func (s *Session) Create(ctx context.Context, path string, data []byte, mode Cre
 	if path == "/" {
 		return "", &OpError{Op: "create", Path: path, Err: ErrNodeExists}
 	}
-	return do(ctx, s, "create", path, func() (string, error) {
-		p, err := s.create(path, data, flags, o.acl)
-		if err == zk.ErrNoNode && o.parents {
-			parentFlags := int32(zk.FlagPersistent)
-			if mode == Container {
-				parentFlags = zk.FlagContainer
-			}
-			if err = s.createParents(path, parentFlags, o.acl); err == nil {
-				p, err = s.create(path, data, flags, o.acl)
-			}
-		}
-		return s.rel(p), err
-	})
-}
-
-func (s *Session) create(path string, data []byte, flags int32, acl []zk.ACL) (string, error) {
-	if flags == zk.FlagContainer {
-		return s.conn.CreateContainer(s.abs(path), data, flags, acl)
+	if err := s.check("create", path); err != nil {
+		return "", err
 	}
-	return s.conn.Create(s.abs(path), data, flags, acl)
+	p, _, err := s.zk.Create(ctx, path, data, o.acl, cm, o.ttl)
+	if errors.Is(err, zkclient.ErrNoNode) && o.parents {
+		parent := zkclient.Persistent
+		if mode == Container {
+			parent = zkclient.Container
+		}
+		if err = s.createParents(ctx, path, parent, o.acl); err == nil {
+			p, _, err = s.zk.Create(ctx, path, data, o.acl, cm, o.ttl)
+		}
+	}
+	return p, s.opErr("create", path, err)
 }
 
 // createParents creates every missing ancestor of path, top down.
-func (s *Session) createParents(path string, flags int32, acl []zk.ACL) error {
+func (s *Session) createParents(ctx context.Context, path string, mode zkclient.CreateMode, acl []zkclient.ACL) error {
 	for i := 1; i < len(path); i++ {
 		if path[i] != '/' {
 			continue
 		}
-		_, err := s.create(path[:i], nil, flags, acl)
-		if err != nil && err != zk.ErrNodeExists {
+		_, _, err := s.zk.Create(ctx, path[:i], nil, acl, mode, 0)
+		if err != nil && !errors.Is(err, zkclient.ErrNodeExists) {
 			return err
 		}
 	}
@@ -202,20 +168,15 @@ func (s *Session) createParents(path string, flags int32, acl []zk.ACL) error {
 
 // Get returns a node's data and stat.
 func (s *Session) Get(ctx context.Context, path string) ([]byte, *Stat, error) {
-	r, err := do(ctx, s, "get", path, func() (getResult, error) {
-		data, stat, err := s.conn.Get(s.abs(path))
-		return getResult{data, stat}, err
-	})
-	return r.data, r.stat, err
+	if err := s.check("get", path); err != nil {
+		return nil, nil, err
+	}
+	data, st, err := s.zk.Get(ctx, path)
+	if err != nil {
+		return nil, nil, s.opErr("get", path, err)
+	}
+	return data, stat(st), nil
 }
-
-type getResult struct {
-	data []byte
-	stat *Stat
-}
-
-// Stat is a node's metadata, as ZooKeeper reports it.
-type Stat = zk.Stat
 
 // Set replaces a node's data if its version is version (AnyVersion for
 // any), and returns the new stat. A mismatch gives ErrBadVersion: this is
@@ -224,54 +185,53 @@ func (s *Session) Set(ctx context.Context, path string, data []byte, version int
 	if err := s.checkWrite(path, data, nil); err != nil {
 		return nil, &OpError{Op: "set", Path: path, Err: err}
 	}
-	return do(ctx, s, "set", path, func() (*Stat, error) {
-		st, err := s.conn.Set(s.abs(path), data, version)
-		if err != nil {
-			return nil, err
-		}
-		return st, nil
-	})
+	if err := s.check("set", path); err != nil {
+		return nil, err
+	}
+	st, err := s.zk.Set(ctx, path, data, version)
+	if err != nil {
+		return nil, s.opErr("set", path, err)
+	}
+	return stat(st), nil
 }
 
 // Delete deletes a node if its version is version (AnyVersion for any).
 // A node with children gives ErrNotEmpty; see DeleteAll.
 func (s *Session) Delete(ctx context.Context, path string, version int32) error {
-	_, err := do(ctx, s, "delete", path, func() (struct{}, error) {
-		return struct{}{}, s.conn.Delete(s.abs(path), version)
-	})
-	return err
+	if err := s.check("delete", path); err != nil {
+		return err
+	}
+	return s.opErr("delete", path, s.zk.Delete(ctx, path, version))
 }
 
 // DeleteAll deletes a node and everything under it. A node already gone is
 // not an error. Children created while it runs are deleted too.
 func (s *Session) DeleteAll(ctx context.Context, path string) error {
-	_, err := do(ctx, s, "delete", path, func() (struct{}, error) {
-		return struct{}{}, s.deleteAll(ctx, s.abs(path))
-	})
-	return err
+	if err := s.check("delete", path); err != nil {
+		return err
+	}
+	return s.opErr("delete", path, s.deleteAll(ctx, path))
 }
 
-func (s *Session) deleteAll(ctx context.Context, abs string) error {
+func (s *Session) deleteAll(ctx context.Context, path string) error {
 	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		children, _, err := s.conn.Children(abs)
-		if err == zk.ErrNoNode {
+		children, _, err := s.zk.Children(ctx, path)
+		if errors.Is(err, zkclient.ErrNoNode) {
 			return nil
 		}
 		if err != nil {
 			return err
 		}
 		for _, c := range children {
-			if err := s.deleteAll(ctx, joinPath(abs, c)); err != nil {
+			if err := s.deleteAll(ctx, joinPath(path, c)); err != nil {
 				return err
 			}
 		}
-		switch err := s.conn.Delete(abs, AnyVersion); err {
-		case nil, zk.ErrNoNode:
+		err = s.zk.Delete(ctx, path, AnyVersion)
+		switch {
+		case err == nil, errors.Is(err, zkclient.ErrNoNode):
 			return nil
-		case zk.ErrNotEmpty: // a child appeared meanwhile: go again
+		case errors.Is(err, zkclient.ErrNotEmpty): // a child appeared meanwhile: go again
 		default:
 			return err
 		}
@@ -280,33 +240,48 @@ func (s *Session) deleteAll(ctx context.Context, abs string) error {
 
 // Exists reports whether a node exists, with its stat if it does.
 func (s *Session) Exists(ctx context.Context, path string) (bool, *Stat, error) {
-	st, err := do(ctx, s, "exists", path, func() (*Stat, error) {
-		ok, st, err := s.conn.Exists(s.abs(path))
-		if !ok {
-			st = nil
-		}
-		return st, err
-	})
-	return st != nil, st, err
+	if err := s.check("exists", path); err != nil {
+		return false, nil, err
+	}
+	st, err := s.zk.Exists(ctx, path)
+	if err != nil {
+		return false, nil, s.opErr("exists", path, err)
+	}
+	return st != nil, stat(st), nil
 }
 
 // Children returns the names of a node's children, in no particular order.
 // SortSequential orders names of sequential nodes.
 func (s *Session) Children(ctx context.Context, path string) ([]string, error) {
-	return do(ctx, s, "children", path, func() ([]string, error) {
-		c, _, err := s.conn.Children(s.abs(path))
-		return c, err
-	})
+	if err := s.check("children", path); err != nil {
+		return nil, err
+	}
+	c, _, err := s.zk.Children(ctx, path)
+	return c, s.opErr("children", path, err)
+}
+
+// gone reports whether a delete's error means the node is gone or will go
+// without us: deleted, or the client closed (its session ends with it).
+func gone(err error) bool {
+	return err == nil || errors.Is(err, zkclient.ErrNoNode) || errors.Is(err, zkclient.ErrClosed)
 }
 
 // deleteEphemeral deletes an ephemeral node of session owner that a recipe
-// is done with. If the connection is down, a goroutine of the session keeps
-// trying until the node is gone, its session has ended, or the Session
-// closes, so that no recipe leaves a node behind that peers would wait on.
+// is done with: at once if the connection is up, else (or if that fails) a
+// goroutine of the session keeps trying until the node is gone, its session
+// has ended, or the Session closes, so that no recipe leaves a node behind
+// that peers would wait on.
 func (s *Session) deleteEphemeral(path string, owner int64) {
-	err := s.conn.Delete(s.abs(path), AnyVersion)
-	if err == nil || err == zk.ErrNoNode || err == zk.ErrClosing || s.isClosing() {
+	attempt := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), s.SessionTimeout())
+		defer cancel()
+		return s.zk.Delete(ctx, path, AnyVersion)
+	}
+	if s.zk.State() == zkclient.StateConnected && s.zk.SessionID() == owner && gone(attempt()) {
 		return
+	}
+	if s.isClosing() {
+		return // Close ends the session, and the node with it
 	}
 	s.recipes.Go(func() {
 		states, unsubscribe := s.state.Subscribe()
@@ -314,8 +289,8 @@ func (s *Session) deleteEphemeral(path string, owner int64) {
 		retry := newBackoff()
 		for st := range states {
 			for st.Connected && st.ID == owner {
-				err := s.conn.Delete(s.abs(path), AnyVersion)
-				if err == nil || err == zk.ErrNoNode || err == zk.ErrClosing {
+				err := attempt()
+				if gone(err) {
 					return
 				}
 				s.emit(Event{Type: EventError, SessionID: owner, Path: path, Err: s.opErr("delete", path, err)})
@@ -343,3 +318,6 @@ func newBackoff() *backoff.ExponentialBackOff {
 		backoff.WithMaxInterval(5*time.Second),
 		backoff.WithMaxElapsedTime(0))
 }
+
+// withACL is CreateACL for an ACL already converted for the client.
+func withACL(acl []zkclient.ACL) CreateOption { return func(o *createOptions) { o.acl = acl } }

@@ -194,7 +194,7 @@ func TestEnsembleMemberLossKeepsSession(t *testing.T) {
 	s := connect(t, zkc.ConnectString(), WithSessionTimeout(4*time.Second))
 	events := s.Events(testCtx(t))
 	id := s.SessionID()
-	server := s.conn.Server()
+	server := s.server()
 	victim := -1
 	for i := 0; i < zkc.Len(); i++ {
 		if zkc.Addr(i) == server {
@@ -212,7 +212,7 @@ func TestEnsembleMemberLossKeepsSession(t *testing.T) {
 	if s.SessionID() != id {
 		t.Fatalf("session changed from 0x%x to 0x%x", id, s.SessionID())
 	}
-	if s.conn.Server() == server {
+	if s.server() == server {
 		t.Fatalf("still on the killed server %s", server)
 	}
 	if _, err := s.Create(testCtx(t), "/after", nil, Persistent); err != nil {
@@ -463,12 +463,13 @@ func (nopLogger) Printf(string, ...any) {}
 // process, a stalled link), bytes that were waiting in the socket must not
 // make a leadership look Valid again.
 func TestReadsAfterASilenceProveNothing(t *testing.T) {
-	s := &Session{born: time.Now().Add(-time.Hour)}
-	s.granted.Store(int64(3 * time.Second))
+	s := &Session{}
+	s.live.init(3 * time.Second)
+	s.live.born = time.Now().Add(-time.Hour)
 	client, server := net.Pipe()
 	defer client.Close()
 	defer server.Close()
-	c := &trackedConn{Conn: client, s: s, handshake: make([]byte, connectHead)}
+	c := &heardConn{Conn: client, l: &s.live}
 	read := func() {
 		t.Helper()
 		go server.Write([]byte("x"))
@@ -482,7 +483,7 @@ func TestReadsAfterASilenceProveNothing(t *testing.T) {
 	}
 	// The previous read was long ago, as after a SIGSTOP.
 	c.lastRead -= 10 * time.Second
-	s.lastHeard.Store(int64(c.lastRead))
+	s.live.lastHeard.Store(int64(c.lastRead))
 	read()
 	read()
 	if s.heardWithin(time.Second) {

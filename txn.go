@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 // TxnError is the error of a transaction (Session.Txn). Index is the
@@ -144,49 +144,26 @@ func (s *Session) Txn(ctx context.Context, ops ...TxnOp) ([]TxnResult, error) {
 	if err != nil || len(wire) == 0 {
 		return nil, err
 	}
-	type outcome struct {
-		res    []txnResult
-		failed int
-		err    error
-	}
-	call := func() outcome {
-		res, failed, err := s.multi(wire)
-		return outcome{res, failed, err}
-	}
-	var out outcome
-	if ctx.Done() == nil { // cannot be cancelled: no goroutine needed
-		out = call()
-	} else {
-		if err := ctx.Err(); err != nil {
-			return nil, &TxnError{Index: -1, Op: "txn", Err: err}
-		}
-		ch := make(chan outcome, 1)
-		go func() { ch <- call() }()
-		select {
-		case out = <-ch:
-		case <-ctx.Done():
-			return nil, &TxnError{Index: -1, Op: "txn", Err: ctx.Err()}
-		}
-	}
-	if out.err != nil {
-		cause := s.opErr("txn", "", out.err).(*OpError).Err
-		if out.failed < 0 || out.failed >= len(ops) {
+	out, failed, err := s.multi(ctx, wire)
+	if err != nil {
+		cause := s.opErr("txn", "", err).(*OpError).Err
+		if failed < 0 || failed >= len(ops) {
 			return nil, &TxnError{Index: -1, Op: "txn", Err: cause}
 		}
-		op := ops[out.failed]
+		op := ops[failed]
 		if op.guard && errors.Is(cause, ErrNoNode) {
 			cause = ErrNotLeader // the leader's node is gone: leadership moved on
 		}
-		return nil, &TxnError{Index: out.failed, Op: op.op, Path: op.path, Err: cause}
+		return nil, &TxnError{Index: failed, Op: op.op, Path: op.path, Err: cause}
 	}
 	results := make([]TxnResult, len(ops))
 	for i, op := range ops {
 		results[i] = TxnResult{Op: op.op, Path: op.path}
-		if i < len(out.res) {
+		if i < len(out) {
 			if op.kind == txnCreate {
-				results[i].Path = s.rel(out.res[i].path)
+				results[i].Path = out[i].path
 			}
-			results[i].Stat = out.res[i].stat
+			results[i].Stat = out[i].stat
 		}
 	}
 	return results, nil
@@ -214,7 +191,7 @@ func (s *Session) txnOps(ops []TxnOp) ([]txnOp, error) {
 		if len(op.data) > MaxDataSize {
 			return nil, bad(fmt.Errorf("%w: %d bytes, at most %d", ErrDataTooLarge, len(op.data), MaxDataSize))
 		}
-		w := txnOp{kind: op.kind, path: s.abs(op.path), data: op.data, version: op.version}
+		w := txnOp{kind: op.kind, path: op.path, data: op.data, version: op.version}
 		if op.kind == txnCreate {
 			o := createOptions{acl: s.acl}
 			for _, opt := range op.opts {
@@ -237,16 +214,16 @@ func (s *Session) txnOps(ops []TxnOp) ([]txnOp, error) {
 					return nil, bad(fmt.Errorf("%w: %+v", ErrInvalidACL, a))
 				}
 			}
-			flags, err := op.mode.flags()
-			if err != nil {
-				return nil, bad(err)
+			mode, err := op.mode.client()
+			if err != nil || op.mode.ttl() {
+				return nil, bad(fmt.Errorf("%w: create mode %d in a transaction", ErrInvalidOption, int(op.mode)))
 			}
-			w.flags, w.acl = flags, o.acl
+			w.mode, w.acl = mode, o.acl
 		}
 		wire[i] = w
 		// The whole multi request must fit in one packet, as checkWrite
 		// makes sure for one create or set.
-		if size += w.size(); size > maxPacket {
+		if size += w.size() + len(s.chroot); size > maxPacket {
 			return nil, bad(fmt.Errorf("%w: the transaction's request reaches %d bytes here, over ZooKeeper's limit of %d (jute.maxbuffer)",
 				ErrDataTooLarge, size, maxPacket))
 		}
@@ -260,8 +237,8 @@ type txnOp struct {
 	path    string
 	data    []byte
 	version int32
-	flags   int32
-	acl     []zk.ACL
+	mode    zkclient.CreateMode
+	acl     []zkclient.ACL
 }
 
 // size is the op's bytes in a multi request: its header (type, done,
@@ -287,35 +264,29 @@ type txnResult struct {
 	stat *Stat
 }
 
-// multi sends ops as one multi request. It alone knows the client's API.
-// It returns one result per op, or the client's error and the index of the
-// first op the server refused (-1 if the whole request failed, e.g. on a
-// lost connection); Txn maps the error through zkErrors.
-//
-// ZooKeeper answers a failed multi with an error per op: 0 (ok) for those
-// before the failing one, its cause for that one, RuntimeInconsistency
-// after it; the first non-zero one is the cause.
-func (s *Session) multi(ops []txnOp) ([]txnResult, int, error) {
-	reqs := make([]any, len(ops))
+// multi sends ops as one multi request. It returns one result per op, or
+// the client's error and the index of the first op the server refused (-1
+// if the whole request failed, e.g. on a lost connection).
+func (s *Session) multi(ctx context.Context, ops []txnOp) ([]txnResult, int, error) {
+	reqs := make([]zkclient.Op, len(ops))
 	for i, op := range ops {
 		switch op.kind {
 		case txnCheck:
-			reqs[i] = &zk.CheckVersionRequest{Path: op.path, Version: op.version}
+			reqs[i] = zkclient.CheckOp(op.path, op.version)
 		case txnCreate:
-			reqs[i] = &zk.CreateRequest{Path: op.path, Data: op.data, Acl: op.acl, Flags: op.flags}
+			reqs[i] = zkclient.CreateOp(op.path, op.data, op.acl, op.mode)
 		case txnSet:
-			reqs[i] = &zk.SetDataRequest{Path: op.path, Data: op.data, Version: op.version}
+			reqs[i] = zkclient.SetOp(op.path, op.data, op.version)
 		case txnDelete:
-			reqs[i] = &zk.DeleteRequest{Path: op.path, Version: op.version}
+			reqs[i] = zkclient.DeleteOp(op.path, op.version)
 		}
 	}
-	resp, err := s.conn.Multi(reqs...)
-	for i, r := range resp {
-		if r.Error != nil {
-			return nil, i, r.Error
-		}
-	}
+	resp, err := s.zk.Multi(ctx, reqs...)
 	if err != nil {
+		var me *zkclient.MultiError
+		if errors.As(err, &me) {
+			return nil, me.Index, me.Err
+		}
 		return nil, -1, err
 	}
 	if len(resp) != len(ops) {
@@ -323,7 +294,7 @@ func (s *Session) multi(ops []txnOp) ([]txnResult, int, error) {
 	}
 	out := make([]txnResult, len(ops))
 	for i, r := range resp {
-		out[i] = txnResult{path: r.String, stat: r.Stat}
+		out[i] = txnResult{path: r.Path, stat: stat(r.Stat)}
 	}
 	return out, -1, nil
 }

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
@@ -138,7 +137,7 @@ func TestTxnBadInputFailsWithoutRoundTrip(t *testing.T) {
 		{"container", []TxnOp{CreateOp("/a", nil, Container)}, 0, ErrInvalidOption},
 		{"parents", []TxnOp{CreateOp("/a/b", nil, Persistent, CreateParents())}, 0, ErrInvalidOption},
 		{"empty ACL", []TxnOp{CreateOp("/a", nil, Persistent, CreateACL())}, 0, ErrInvalidACL},
-		{"ACL without perms", []TxnOp{CreateOp("/a", nil, Persistent, CreateACL(zk.ACL{Scheme: "world", ID: "anyone"}))}, 0, ErrInvalidACL},
+		{"ACL without perms", []TxnOp{CreateOp("/a", nil, Persistent, CreateACL(ACL{Scheme: "world", ID: "anyone"}))}, 0, ErrInvalidACL},
 		{"version", []TxnOp{CheckVersion("/a", -2)}, 0, ErrInvalidOption},
 		{"nil codec", []TxnOp{SetOpAs[string]("/a", "x", 0, nil)}, 0, ErrInvalidOption},
 		{"not a leader", []TxnOp{Leadership{}.Guard(), SetOp("/a", nil, 0)}, 0, ErrNotLeader},
@@ -182,7 +181,7 @@ func TestTxnAtThePacketLimit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := maxPacket - (8 + 9 + wire[0].size() + wire[1].size())
+	n := maxPacket - (8 + 9 + wire[0].size() + wire[1].size() + 2*len(s.chroot)) // paths go with the chroot
 	if _, err := s.Txn(ctx, ops(n)...); err != nil {
 		t.Fatalf("transaction of %d bytes: %v", maxPacket, err)
 	}

@@ -3,7 +3,7 @@ package lighthouse
 import (
 	"context"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 // WatchType says what a watch saw.
@@ -44,22 +44,19 @@ type WatchEvent struct {
 }
 
 // watchEvent converts a client watch event for the caller.
-func (s *Session) watchEvent(ev zk.Event) WatchEvent {
-	w := WatchEvent{Path: s.rel(ev.Path)}
+func watchEvent(ev zkclient.WatchEvent) WatchEvent {
+	w := WatchEvent{Path: ev.Path}
 	switch ev.Type {
-	case zk.EventNodeCreated:
+	case zkclient.EventNodeCreated:
 		w.Type = NodeCreated
-	case zk.EventNodeDeleted:
+	case zkclient.EventNodeDeleted:
 		w.Type = NodeDeleted
-	case zk.EventNodeDataChanged:
+	case zkclient.EventNodeDataChanged:
 		w.Type = NodeDataChanged
-	case zk.EventNodeChildrenChanged:
+	case zkclient.EventNodeChildrenChanged:
 		w.Type = NodeChildrenChanged
 	default:
-		w.Type, w.Err = WatchLost, ev.Err
-		if mapped, ok := zkErrors[ev.Err]; ok {
-			w.Err = mapped
-		}
+		w.Type, w.Err = WatchLost, mapErr(ev.Err)
 	}
 	return w
 }
@@ -67,15 +64,15 @@ func (s *Session) watchEvent(ev zk.Event) WatchEvent {
 // forward turns a client watch channel into ours. The goroutine ends when the
 // watch fires; the client fires every watch at the latest when the session
 // expires or closes, so none outlives the Session.
-func (s *Session) forward(zch <-chan zk.Event) <-chan WatchEvent {
+func (s *Session) forward(zch <-chan zkclient.WatchEvent) <-chan WatchEvent {
 	ch := make(chan WatchEvent, 1)
 	started := s.recipes.Go(func() {
 		defer close(ch)
 		ev, ok := <-zch
 		if !ok {
-			ev = zk.Event{Type: zk.EventNotWatching, Err: zk.ErrClosing}
+			ev = zkclient.WatchEvent{Type: zkclient.EventLost, Err: ErrClosed}
 		}
-		ch <- s.watchEvent(ev)
+		ch <- watchEvent(ev)
 	})
 	if !started {
 		ch <- WatchEvent{Type: WatchLost, Err: ErrClosed}
@@ -88,55 +85,38 @@ func (s *Session) forward(zch <-chan zk.Event) <-chan WatchEvent {
 // one WatchEvent (NodeDataChanged, NodeDeleted or WatchLost) and is closed.
 // A watch cannot be removed; it ends when it fires or the session ends.
 func (s *Session) GetW(ctx context.Context, path string) ([]byte, *Stat, <-chan WatchEvent, error) {
-	type res struct {
-		data []byte
-		stat *Stat
-		ch   <-chan zk.Event
-	}
-	r, err := do(ctx, s, "get", path, func() (res, error) {
-		data, stat, ch, err := s.conn.GetW(s.abs(path))
-		return res{data, stat, ch}, err
-	})
-	if err != nil {
+	if err := s.check("get", path); err != nil {
 		return nil, nil, nil, err
 	}
-	return r.data, r.stat, s.forward(r.ch), nil
+	data, st, ch, err := s.zk.GetW(ctx, path)
+	if err != nil {
+		return nil, nil, nil, s.opErr("get", path, err)
+	}
+	return data, stat(st), s.forward(ch), nil
 }
 
 // ExistsW is Exists plus a one-shot watch: the channel delivers NodeCreated,
 // NodeDataChanged, NodeDeleted or WatchLost once and is closed.
 func (s *Session) ExistsW(ctx context.Context, path string) (bool, *Stat, <-chan WatchEvent, error) {
-	type res struct {
-		ok   bool
-		stat *Stat
-		ch   <-chan zk.Event
-	}
-	r, err := do(ctx, s, "exists", path, func() (res, error) {
-		ok, stat, ch, err := s.conn.ExistsW(s.abs(path))
-		return res{ok, stat, ch}, err
-	})
-	if err != nil {
+	if err := s.check("exists", path); err != nil {
 		return false, nil, nil, err
 	}
-	if !r.ok {
-		r.stat = nil
+	st, ch, err := s.zk.ExistsW(ctx, path)
+	if err != nil {
+		return false, nil, nil, s.opErr("exists", path, err)
 	}
-	return r.ok, r.stat, s.forward(r.ch), nil
+	return st != nil, stat(st), s.forward(ch), nil
 }
 
 // ChildrenW is Children plus a one-shot watch: the channel delivers
 // NodeChildrenChanged, NodeDeleted or WatchLost once and is closed.
 func (s *Session) ChildrenW(ctx context.Context, path string) ([]string, <-chan WatchEvent, error) {
-	type res struct {
-		children []string
-		ch       <-chan zk.Event
-	}
-	r, err := do(ctx, s, "children", path, func() (res, error) {
-		c, _, ch, err := s.conn.ChildrenW(s.abs(path))
-		return res{c, ch}, err
-	})
-	if err != nil {
+	if err := s.check("children", path); err != nil {
 		return nil, nil, err
 	}
-	return r.children, s.forward(r.ch), nil
+	c, _, ch, err := s.zk.ChildrenW(ctx, path)
+	if err != nil {
+		return nil, nil, s.opErr("children", path, err)
+	}
+	return c, s.forward(ch), nil
 }

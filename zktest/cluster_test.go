@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 func TestClasspath(t *testing.T) {
@@ -60,14 +60,14 @@ func TestStandaloneKillRestart(t *testing.T) {
 	}
 	root := chroot(t, c.Root(t))
 	cl := connect(t, 10*time.Second, c.Addr(0))
-	if ok, _, err := cl.Exists(root); !ok || err != nil {
-		t.Fatalf("Exists(%s) = %v, %v", root, ok, err)
+	if st, err := cl.Exists(testCtx(t), root); st == nil || err != nil {
+		t.Fatalf("Exists(%s) = %v, %v", root, st, err)
 	}
 
 	if err := c.Kill(0); err != nil {
 		t.Fatal(err)
 	}
-	cl.await(t, zk.StateDisconnected)
+	cl.await(t, zkclient.StateDisconnected)
 	if err := c.Kill(0); err == nil {
 		t.Fatal("second Kill succeeded")
 	}
@@ -78,9 +78,9 @@ func TestStandaloneKillRestart(t *testing.T) {
 	if err := c.Restart(0); err != nil {
 		t.Fatal(err)
 	}
-	cl.await(t, zk.StateHasSession)
-	if ok, _, err := cl.Exists(root); !ok || err != nil {
-		t.Fatalf("after restart, Exists(%s) = %v, %v", root, ok, err)
+	cl.await(t, zkclient.StateConnected)
+	if st, err := cl.Exists(testCtx(t), root); st == nil || err != nil {
+		t.Fatalf("after restart, Exists(%s) = %v, %v", root, st, err)
 	}
 	if !strings.Contains(c.Logs(0), "restarting server 0") {
 		t.Error("log lacks the restart marker")
@@ -154,8 +154,8 @@ func TestEnsemble(t *testing.T) {
 		t.Fatalf("resumed server: %v", err)
 	}
 
-	if ok, _, err := cl.Exists(path); !ok || err != nil {
-		t.Fatalf("Exists(%s) = %v, %v", path, ok, err)
+	if st, err := cl.Exists(testCtx(t), path); st == nil || err != nil {
+		t.Fatalf("Exists(%s) = %v, %v", path, st, err)
 	}
 }
 

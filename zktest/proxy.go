@@ -194,20 +194,26 @@ func (p *Proxy) takeLose(op Op) bool {
 
 // Expire ends the ZooKeeper session most recently established through the
 // proxy, the way Curator's KillSession does: it attaches to the session from
-// a connection of its own, straight to the target, and closes it. The
-// server then deletes the session's ephemeral nodes, drops its watches and
-// closes its connections; when the client reconnects, the server tells it
-// the session has expired (lighthouse reports EventExpired and starts a new
+// a connection of its own, straight to the target, and closes it. While it
+// does, the proxy's connections are cut as by Cut (the client sees its
+// connection reset); the proxy's mode is then as before. The server deletes
+// the session's ephemeral nodes and drops its watches; when the client
+// reconnects, the server tells it the session has expired (lighthouse reports EventExpired and starts a new
 // session). Expire returns once the server has closed the session. It
 // fails if no session has been seen. ctx bounds the call; without a
 // deadline, 10s.
 func (p *Proxy) Expire(ctx context.Context) error {
 	p.mu.Lock()
-	s := p.session
+	s, prev := p.session, p.mode
 	p.mu.Unlock()
 	if s.id == 0 {
 		return errors.New("zktest: expire: no session seen by the proxy")
 	}
+	// Hold the client off meanwhile: one that reconnected at once would take
+	// the session back from the connection closing it, before its
+	// closeSession is answered.
+	p.Cut()
+	defer p.setMode(prev)
 	if err := expireSession(ctx, p.target, s); err != nil {
 		return fmt.Errorf("zktest: expire session %#x: %w", s.id, err)
 	}

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 func TestProxyCutHeal(t *testing.T) {
@@ -18,13 +18,13 @@ func TestProxyCutHeal(t *testing.T) {
 	id := cl.SessionID()
 
 	p.Cut()
-	cl.await(t, zk.StateDisconnected)
+	cl.await(t, zkclient.StateDisconnected)
 	p.Heal()
-	cl.await(t, zk.StateHasSession)
+	cl.await(t, zkclient.StateConnected)
 	if cl.SessionID() != id {
 		t.Fatalf("session %#x became %#x across a short cut", id, cl.SessionID())
 	}
-	if _, _, err := cl.Exists("/"); err != nil {
+	if _, err := cl.Exists(testCtx(t), "/"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -36,10 +36,10 @@ func TestProxyStall(t *testing.T) {
 
 	// The client notices the partition only through its receive timeout.
 	p.Stall()
-	cl.await(t, zk.StateDisconnected)
+	cl.await(t, zkclient.StateDisconnected)
 	p.Heal()
-	cl.await(t, zk.StateHasSession)
-	if _, _, err := cl.Exists("/"); err != nil {
+	cl.await(t, zkclient.StateConnected)
+	if _, err := cl.Exists(testCtx(t), "/"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -52,14 +52,14 @@ func TestProxyDelay(t *testing.T) {
 	const d = 100 * time.Millisecond
 	p.Delay(d)
 	start := time.Now()
-	if _, _, err := cl.Exists("/"); err != nil {
+	if _, err := cl.Exists(testCtx(t), "/"); err != nil {
 		t.Fatal(err)
 	}
 	if rtt := time.Since(start); rtt < 2*d {
 		t.Fatalf("round trip took %v with %v delay each way", rtt, d)
 	}
 	p.Delay(0)
-	if _, _, err := cl.Exists("/"); err != nil {
+	if _, err := cl.Exists(testCtx(t), "/"); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -72,20 +72,20 @@ func TestProxyExpire(t *testing.T) {
 	cl := connect(t, 10*time.Second, p.Addr())
 	old := cl.SessionID()
 	eph := root + "/ephemeral"
-	if _, err := cl.Create(eph, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+	if _, _, err := cl.Create(testCtx(t), eph, nil, zkclient.WorldACL(zkclient.PermAll), zkclient.Ephemeral, 0); err != nil {
 		t.Fatal(err)
 	}
 
 	if err := p.Expire(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	cl.await(t, zk.StateExpired)
-	cl.await(t, zk.StateHasSession)
+	cl.await(t, zkclient.StateExpired)
+	cl.await(t, zkclient.StateConnected)
 	if cl.SessionID() == old {
 		t.Fatalf("session id %#x unchanged after expiry", old)
 	}
-	if ok, _, err := cl.Exists(eph); ok || err != nil {
-		t.Fatalf("Exists(%s) = %v, %v after expiry; want false", eph, ok, err)
+	if st, err := cl.Exists(testCtx(t), eph); st != nil || err != nil {
+		t.Fatalf("Exists(%s) = %+v, %v after expiry; want nil stat", eph, st, err)
 	}
 }
 
@@ -104,23 +104,24 @@ func TestProxyLoseReplyTo(t *testing.T) {
 	p := ProxyT(t, zkc.Addr(0))
 	cl := connect(t, 10*time.Second, p.Addr())
 	direct := connect(t, 10*time.Second, zkc.Addr(0))
-	acl := zk.WorldACL(zk.PermAll)
+	acl := zkclient.WorldACL(zkclient.PermAll)
 
-	p.LoseReplyTo(OpCreate)
+	// The lighthouse client sends Create as create2.
+	p.LoseReplyTo(OpCreate2)
 	lost := root + "/lost"
-	if _, err := cl.Create(lost, nil, 0, acl); err == nil {
+	if _, _, err := cl.Create(testCtx(t), lost, nil, acl, zkclient.Persistent, 0); err == nil {
 		t.Fatal("Create returned no error although its reply was lost")
 	}
-	if ok, _, err := direct.Exists(lost); !ok || err != nil {
-		t.Fatalf("Exists(%s) = %v, %v; the server should have applied the create", lost, ok, err)
+	if st, err := direct.Exists(testCtx(t), lost); st == nil || err != nil {
+		t.Fatalf("Exists(%s) = %v, %v; the server should have applied the create", lost, st, err)
 	}
 
 	// The fault fires once; the client carries on in the same session.
-	cl.await(t, zk.StateHasSession)
-	if _, err := cl.Create(root+"/kept", nil, 0, acl); err != nil {
+	cl.await(t, zkclient.StateConnected)
+	if _, _, err := cl.Create(testCtx(t), root+"/kept", nil, acl, zkclient.Persistent, 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cl.Create(lost, nil, 0, acl); !errors.Is(err, zk.ErrNodeExists) {
+	if _, _, err := cl.Create(testCtx(t), lost, nil, acl, zkclient.Persistent, 0); !errors.Is(err, zkclient.ErrNodeExists) {
 		t.Fatalf("second Create(%s) = %v, want ErrNodeExists", lost, err)
 	}
 }

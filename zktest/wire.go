@@ -15,9 +15,9 @@ import (
 type Op int32
 
 // Request opcodes for LoseReplyTo. Which one a client sends depends on the
-// client and the call: go-zookeeper v1.0.4, which lighthouse uses today,
-// sends OpCreate for Create, OpCreateContainer and OpCreateTTL for those
-// nodes, and never OpCreate2.
+// client and the call: lighthouse sends OpCreate2 for Create (and for the
+// nodes of its recipes), OpCreateContainer and OpCreateTTL for those nodes;
+// other clients may send OpCreate.
 const (
 	OpCreate          Op = 1
 	OpDelete          Op = 2

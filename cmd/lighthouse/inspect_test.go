@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-zookeeper/zk"
 	"github.com/lighthouse-zk/lighthouse"
 	"github.com/lighthouse-zk/lighthouse/zktest"
 )
@@ -257,7 +256,7 @@ func TestInspectErrors(t *testing.T) {
 	}
 	// An election readable only by its owner.
 	owner := session(t, root, lighthouse.WithDigestAuth("ops", "pw"),
-		lighthouse.WithACL(zk.DigestACL(zk.PermAll, "ops", "pw")...))
+		lighthouse.WithACL(lighthouse.DigestACL(lighthouse.PermAll, "ops", "pw")...))
 	elect(t, owner, "/private", "secret-worker")
 	if _, stderr, code := cli(t, "participants", "--zk", root, "/private"); code != exitNoAuth {
 		t.Fatalf("without credentials: exit %d, want %d (%s)", code, exitNoAuth, stderr)
@@ -274,7 +273,7 @@ func TestExitCodes(t *testing.T) {
 	root := zkc.Root(t)
 	missingRoot := zkc.Addr(0) + "/no-such-chroot"
 	owner := session(t, root, lighthouse.WithDigestAuth("ops", "pw"),
-		lighthouse.WithACL(zk.DigestACL(zk.PermAll, "ops", "pw")...))
+		lighthouse.WithACL(lighthouse.DigestACL(lighthouse.PermAll, "ops", "pw")...))
 	elect(t, owner, "/private", "secret-worker")
 	for _, tc := range []struct {
 		args []string
