@@ -125,6 +125,12 @@ func TestExpiry(t *testing.T) {
 	// re-attaching first (it reconnects at once).
 	p.Cut()
 	ev.await(t, StateDisconnected)
+	// A request made while disconnected waits, and fails with the session.
+	queued := make(chan error, 1)
+	go func() {
+		_, err := c.Exists(ctx, "/e")
+		queued <- err
+	}()
 	if err := p.Expire(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -138,6 +144,9 @@ func TestExpiry(t *testing.T) {
 	}
 	if e.Type == EventLost && !errors.Is(e.Err, ErrSessionExpired) {
 		t.Fatalf("one-shot watch lost with %v", e.Err)
+	}
+	if err := <-queued; !errors.Is(err, ErrSessionExpired) {
+		t.Fatalf("request queued across the expiry: %v, want ErrSessionExpired", err)
 	}
 	got := ev.await(t, StateConnected)
 	if got.SessionID == 0 || got.SessionID == old || c.SessionID() != got.SessionID {
