@@ -378,4 +378,3 @@ func (o *owner) failQueued(err error) {
 	}
 	o.queue = o.queue[:0]
 }
-
