@@ -224,7 +224,7 @@ func (o *owner) handle(f frame) {
 	case xidNotification:
 		ev, err := decodeWatcherEvent(f.body)
 		if err != nil {
-			o.lost(fmt.Errorf("%w: notification: %v", errProtocol, err))
+			o.lost(fmt.Errorf("%w: notification: %s", errProtocol, trimPrefix(err)))
 			return
 		}
 		if f.hdr.zxid > 0 {
