@@ -10,8 +10,9 @@
 // Session events come in this order: StateConnected once Connect succeeds;
 // on a lost connection StateDisconnected, then StateConnected with the same
 // session id; if the session turns out to have expired, StateDisconnected,
-// StateExpired (every watch gets EventLost with ErrSessionExpired, waiting
-// calls fail with ErrSessionExpired), then StateConnected with a new id.
+// StateExpired (every watch gets EventLost with ErrSessionExpired, calls
+// waiting for a connection fail with ErrSessionExpired), then
+// StateConnected with a new id.
 // StateClosed is the last event. Calls in flight when a connection drops
 // fail with ErrConnectionLoss (they may or may not have been applied);
 // calls made while disconnected wait for the next connection or their ctx.
