@@ -6,6 +6,20 @@
 // goroutine per connection reads frames and a writer goroutine writes them.
 // Calls encode their request, hand it to the owner and wait for their reply
 // or their ctx; no goroutine is started per call.
+//
+// Session events come in this order: StateConnected once Connect succeeds;
+// on a lost connection StateDisconnected, then StateConnected with the same
+// session id; if the session turns out to have expired, StateDisconnected,
+// StateExpired (every watch gets EventLost with ErrSessionExpired, calls
+// waiting for a connection fail with ErrSessionExpired), then
+// StateConnected with a new id.
+// StateClosed is the last event. Calls in flight when a connection drops
+// fail with ErrConnectionLoss (they may or may not have been applied);
+// calls made while disconnected wait for the next connection or their ctx.
+//
+// Persistent watches (AddWatch) are re-registered on reconnect, but the
+// server reports no events for changes made while disconnected (one-shot
+// watches do get them, via setWatches).
 package zkclient
 
 import (

@@ -102,7 +102,7 @@ func handshake(ctx context.Context, cfg *Config, p handshakeParams, res *attempt
 	}
 	resp, err := decodeConnectResponse(body)
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect response: %v", errProtocol, err)
+		return nil, fmt.Errorf("%w: connect response: %s", errProtocol, trimPrefix(err))
 	}
 	if !stop() {
 		return nil, ctx.Err()

@@ -335,4 +335,3 @@ func (c *Client) WhoAmI(ctx context.Context) ([]ClientInfo, error) {
 	}
 	return infos, nil
 }
-

@@ -57,12 +57,17 @@ func newOwner(c *Client) *owner {
 	}
 	o.retry.Stop()
 	o.timer.Stop()
-	rand.Shuffle(len(o.servers), func(i, j int) { o.servers[i], o.servers[j] = o.servers[j], o.servers[i] })
+	shuffle(o.servers)
 	o.bo = backoff.NewExponentialBackOff(
 		backoff.WithInitialInterval(10*time.Millisecond),
 		backoff.WithMaxInterval(time.Second),
 		backoff.WithMaxElapsedTime(0))
 	return o
+}
+
+// shuffle puts servers in a random order; tests replace it to fix the order.
+var shuffle = func(s []string) {
+	rand.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
 }
 
 func (o *owner) run() {
@@ -224,7 +229,7 @@ func (o *owner) handle(f frame) {
 	case xidNotification:
 		ev, err := decodeWatcherEvent(f.body)
 		if err != nil {
-			o.lost(fmt.Errorf("%w: notification: %v", errProtocol, err))
+			o.lost(fmt.Errorf("%w: notification: %s", errProtocol, trimPrefix(err)))
 			return
 		}
 		if f.hdr.zxid > 0 {
@@ -378,4 +383,3 @@ func (o *owner) failQueued(err error) {
 	}
 	o.queue = o.queue[:0]
 }
-

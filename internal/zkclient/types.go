@@ -78,7 +78,7 @@ type ClientInfo struct {
 }
 
 // EventType says what happened to a watched znode.
-type EventType int32
+type EventType int
 
 // Event types; the first four are ZooKeeper's numbers.
 const (
