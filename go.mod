@@ -9,6 +9,3 @@ require (
 )
 
 require golang.org/x/sync v0.25.0
-
-// go-zookeeper v1.0.4 with a fix for a data race on reconnect; see third_party/zk/PATCHED.md.
-replace github.com/go-zookeeper/zk => ./third_party/zk
