@@ -3,7 +3,7 @@ package lighthouse
 import (
 	"cmp"
 	"fmt"
-	"net"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,42 +105,9 @@ func joinPath(parent, child string) string {
 // parseConnectString splits "h1:p1,h2:p2/chroot" into host:port addresses
 // and a chroot ("" when none).
 func parseConnectString(s string) (hosts []string, chroot string, err error) {
-	bad := func(why string) error { return fmt.Errorf("%w: %s", ErrInvalidConnectString, why) }
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return nil, "", bad("empty")
-	}
-	hostPart := s
-	if i := strings.IndexByte(s, '/'); i >= 0 {
-		hostPart, chroot = s[:i], s[i:]
-		if err := validatePath(chroot); err != nil {
-			return nil, "", bad(fmt.Sprintf("chroot: %v", err))
-		}
-		if chroot == "/" {
-			chroot = ""
-		}
-	}
-	for _, h := range strings.Split(hostPart, ",") {
-		h = strings.TrimSpace(h)
-		if h == "" {
-			return nil, "", bad("empty host")
-		}
-		host, port, err := net.SplitHostPort(h)
-		if err != nil {
-			// No port: take the default, unless it looks like a bare IPv6
-			// address or something else SplitHostPort rejects for cause.
-			if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
-				return nil, "", bad(fmt.Sprintf("host %s: %v", quote(h), err))
-			}
-			host, port = strings.Trim(h, "[]"), "2181"
-		}
-		if host == "" || strings.ContainsAny(host, " \t[]") {
-			return nil, "", bad(fmt.Sprintf("host %s", quote(h)))
-		}
-		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-			return nil, "", bad(fmt.Sprintf("port %s", quote(port)))
-		}
-		hosts = append(hosts, net.JoinHostPort(host, port))
+	hosts, chroot, err = zkclient.ParseConnectString(s)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: %s", ErrInvalidConnectString, trimZK(err))
 	}
 	return hosts, chroot, nil
 }

@@ -3,6 +3,7 @@ package lighthouse
 import (
 	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -326,5 +327,87 @@ func TestConnectMissingChroot(t *testing.T) {
 	_, err := Connect(testCtx(t), zkc.Addr(0)+"/no/such/chroot")
 	if !errors.Is(err, ErrNoNode) || !strings.Contains(err.Error(), "/no/such/chroot") {
 		t.Fatalf("Connect with a missing chroot: %v, want ErrNoNode naming it", err)
+	}
+}
+
+// One host name that does not resolve, wherever it stands in the connect
+// string, must not fail Connect: the other hosts are tried.
+func TestConnectSkipsAnUnresolvableHost(t *testing.T) {
+	zkc := zktest.Shared(t)
+	for _, cs := range []string{
+		"no-such-host.invalid:2181," + zkc.Addr(0),
+		zkc.Addr(0) + ",no-such-host.invalid:2181",
+	} {
+		ctx, cancel := context.WithTimeout(testCtx(t), 10*time.Second)
+		s, err := Connect(ctx, cs, WithSessionTimeout(2*time.Second))
+		cancel()
+		if err != nil {
+			t.Fatalf("Connect(%s): %v", cs, err)
+		}
+		s.Close()
+	}
+	// With no host to reach, the error names every host's reason.
+	ctx, cancel := context.WithTimeout(testCtx(t), time.Second)
+	defer cancel()
+	_, err := Connect(ctx, "no-such-host.invalid:2181,127.0.0.1:1", WithSessionTimeout(2*time.Second))
+	if err == nil || !strings.Contains(err.Error(), "no-such-host.invalid:2181") || !strings.Contains(err.Error(), "127.0.0.1:1") {
+		t.Fatalf("Connect to nothing: %v, want each host's reason", err)
+	}
+	if errors.Is(err, ErrInvalidConnectString) {
+		t.Fatalf("an unreachable ensemble is not a malformed connect string: %v", err)
+	}
+}
+
+// A server that accepts TCP connections and never answers, first in the
+// connect string, costs one dial timeout, then the next host serves.
+func TestConnectPassesOverASilentServer(t *testing.T) {
+	zkc := zktest.Shared(t)
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var held []net.Conn
+	accepted := make(chan struct{})
+	go func() {
+		defer close(accepted)
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c) // never answered
+		}
+	}()
+	defer func() {
+		silent.Close()
+		<-accepted
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(testCtx(t), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	// Connect shuffles hosts; give the silent one every chance to be first.
+	cs := strings.Repeat(silent.Addr().String()+",", 3) + zkc.Addr(0)
+	s, err := Connect(ctx, cs, WithSessionTimeout(2*time.Second), WithDialTimeout(300*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Connect took %v past a silent server", d)
+	}
+	// Alone, the silent server gives an error that says so, when ctx ends.
+	ctx2, cancel2 := context.WithTimeout(testCtx(t), time.Second)
+	defer cancel2()
+	start = time.Now()
+	_, err = Connect(ctx2, silent.Addr().String(), WithDialTimeout(300*time.Millisecond))
+	if err == nil || !strings.Contains(err.Error(), silent.Addr().String()) {
+		t.Fatalf("Connect to a silent server: %v, want it named", err)
+	}
+	if d := time.Since(start); d > 1500*time.Millisecond {
+		t.Fatalf("Connect returned %v after its ctx", d-time.Second)
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 	"io"
 	"os"
 	"slices"
@@ -62,13 +63,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	d.client = client
-	hosts, chroot, _ := strings.Cut(target, "/")
-	for _, h := range strings.Split(hosts, ",") {
-		d.hosts = append(d.hosts, withPort(strings.TrimSpace(h)))
-	}
-	if chroot != "" {
-		d.chroot = "/" + chroot
-	}
+	d.hosts, d.chroot, _ = zkclient.ParseConnectString(target) // Connect has parsed it
 	err = d.play(*workers)
 	d.summary()
 	if err != nil && ctx.Err() != nil {

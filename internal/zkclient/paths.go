@@ -13,36 +13,43 @@ const defaultPort = "2181"
 // ParseConnectString splits a ZooKeeper connect string such as
 // "h1:2181,h2,[::1]:2182/app" into "host:port" servers (port 2181 when
 // absent) and a chroot ("" or a valid path such as "/app"; "/" is "").
+// Spaces around hosts are ignored; an empty host is an error.
 func ParseConnectString(s string) (servers []string, chroot string, err error) {
+	bad := func(why string) error { return fmt.Errorf("zk: connect string: %s", why) }
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return nil, "", bad("empty")
+	}
 	hosts := s
 	if i := strings.IndexByte(s, '/'); i >= 0 {
 		hosts, chroot = s[:i], s[i:]
 		if chroot == "/" {
 			chroot = ""
 		} else if err := validatePath(chroot, false); err != nil {
-			return nil, "", fmt.Errorf("zk: connect string: chroot: %w", err)
+			return nil, "", bad(fmt.Sprintf("chroot: %v", err))
 		}
 	}
 	for _, h := range strings.Split(hosts, ",") {
 		h = strings.TrimSpace(h)
 		if h == "" {
-			continue
+			return nil, "", bad("empty host")
 		}
 		host, port, err := net.SplitHostPort(h)
 		if err != nil {
-			// No port: "host" or "[::1]" or a bare IPv6 address.
-			host, port = strings.TrimSuffix(strings.TrimPrefix(h, "["), "]"), defaultPort
+			// No port: take the default, unless it looks like a bare IPv6
+			// address or something else SplitHostPort rejects for cause.
+			if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
+				return nil, "", bad(fmt.Sprintf("host %s: %v", quote(h), err))
+			}
+			host, port = strings.Trim(h, "[]"), defaultPort
 		}
-		if host == "" {
-			return nil, "", fmt.Errorf("zk: connect string: empty host in %s", quote(h))
+		if host == "" || strings.ContainsAny(host, " \t[]") {
+			return nil, "", bad(fmt.Sprintf("host %s", quote(h)))
 		}
-		if n, err := strconv.Atoi(port); err != nil || n <= 0 || n > 65535 {
-			return nil, "", fmt.Errorf("zk: connect string: bad port in %s", quote(h))
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, "", bad(fmt.Sprintf("port %s", quote(port)))
 		}
 		servers = append(servers, net.JoinHostPort(host, port))
-	}
-	if len(servers) == 0 {
-		return nil, "", fmt.Errorf("zk: connect string %s has no servers", quote(s))
 	}
 	return servers, chroot, nil
 }
