@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
-	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 	"github.com/lighthouse-zk/lighthouse/internal/actor"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
 // Membership events.
@@ -148,9 +148,9 @@ type registration struct {
 	path string
 	data []byte
 
-	owner int64           // the session our node belongs to, 0 if we have none
-	prev  int64           // the session of our last node, maybe still being removed
-	czxid int64           // our node's creation zxid
+	owner int64                      // the session our node belongs to, 0 if we have none
+	prev  int64                      // the session of our last node, maybe still being removed
+	czxid int64                      // our node's creation zxid
 	watch <-chan zkclient.WatchEvent // on our node (or, while waiting, on a node in the way)
 }
 
@@ -303,8 +303,8 @@ type follower struct {
 	check func([]byte) error // nil, or why a member's data is left out
 	st    sessionState
 	watch <-chan zkclient.WatchEvent // on the service node's children, or its existence
-	dirty bool            // the set must be read again
-	ready bool            // read at least once
+	dirty bool                       // the set must be read again
+	ready bool                       // read at least once
 
 	names    map[string]bool   // children at the last read
 	cache    map[string]member // members whose node we have read

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse/zktest"
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // Connect, create a znode, and wait for its change with a one-shot watch.
