@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -409,5 +410,19 @@ func TestConnectPassesOverASilentServer(t *testing.T) {
 	}
 	if d := time.Since(start); d > 1500*time.Millisecond {
 		t.Fatalf("Connect returned %v after its ctx", d-time.Second)
+	}
+}
+
+// ZooKeeper accepts any digest credentials; WhoAmI shows which identity a
+// session holds, so a typo can be found.
+func TestWhoAmIShowsTheIdentity(t *testing.T) {
+	zkc := zktest.Shared(t)
+	s := connect(t, zkc.Root(t), WithDigestAuth("orders", "s3cret"))
+	ids, err := s.WhoAmI(testCtx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(ids, "digest:orders") {
+		t.Fatalf("WhoAmI = %v, want digest:orders among them", ids)
 	}
 }
