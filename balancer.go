@@ -78,7 +78,7 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	if err != nil {
 		return nil, opError("balancer", "", err)
 	}
-	f, err := ro.follower(s, service)
+	m, err := ro.memberSet(s, service)
 	if err != nil {
 		return nil, opError("balancer", "", err)
 	}
@@ -87,7 +87,7 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	b.picker.Store(&pickerBox{emptyPicker{}})
 	l := &balancer{
 		b:        b,
-		f:        f,
+		m:        m,
 		strategy: strategy,
 		policy:   newDownPolicy(o.threshold, o.window, o.duration),
 	}
@@ -125,7 +125,7 @@ func (b *Balancer) Close() error {
 // balancer is the state of a Balancer, owned by its goroutine.
 type balancer struct {
 	b        *Balancer
-	f        *follower
+	m        *memberSet
 	strategy Strategy
 	policy   *downPolicy
 	czxids   map[string]int64 // members at the last rebuild, by their node's czxid
@@ -134,61 +134,38 @@ type balancer struct {
 }
 
 func (l *balancer) run(ctx context.Context, first chan<- error) {
-	s := l.f.s
-	defer l.f.stop()
 	defer l.stopTimer()
-	states, unsubscribe := s.state.Subscribe()
-	defer unsubscribe()
-	for {
-		if l.f.due() {
-			changed, err := l.f.sync(first != nil)
-			if changed {
-				l.membersChanged()
-				l.rebuild()
-			}
-			// Only now: Balancer returns, and the first Pick sees this set.
-			if first != nil {
-				first <- err
-				first = nil
-				if err != nil {
-					return
-				}
+	lp := l.m.loop("balancer", func() {
+		l.membersChanged()
+		l.rebuild()
+	})
+	lp.poke = l.b.errs.Ready
+	lp.poked = func() bool {
+		now, rebuild := time.Now(), false
+		for _, id := range l.b.errs.Take() {
+			if _, ok := l.czxids[id]; ok && l.policy.reportError(id, now) {
+				rebuild = true
 			}
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case next, ok := <-states:
-			if !ok || next.Closed {
-				return
-			}
-			l.f.onState(next)
-		case <-l.f.watch:
-			l.f.onWatch()
-		case <-l.f.retryC:
-			l.f.onRetry()
-		case <-l.b.errs.Ready():
-			now, rebuild := time.Now(), false
-			for _, id := range l.b.errs.Take() {
-				if _, ok := l.czxids[id]; ok && l.policy.reportError(id, now) {
-					rebuild = true
-				}
-			}
-			if rebuild {
-				l.rebuild()
-			}
-		case <-l.downC:
-			l.downC = nil
+		if rebuild {
 			l.rebuild()
 		}
+		return false
 	}
+	lp.alarm = func() <-chan time.Time { return l.downC }
+	lp.alarms = func() bool {
+		l.downC = nil
+		l.rebuild()
+		return false
+	}
+	lp.run(ctx, first)
 }
 
 // membersChanged makes the policy forget the nodes that left and those that
 // registered again (their node has a new czxid).
 func (l *balancer) membersChanged() {
-	next := make(map[string]int64, len(l.f.sorted))
-	for _, m := range l.f.sorted {
+	next := make(map[string]int64, len(l.m.sorted))
+	for _, m := range l.m.sorted {
 		next[m.ID] = m.czxid
 		if old, ok := l.czxids[m.ID]; ok && old != m.czxid {
 			l.policy.forget(m.ID)
@@ -206,8 +183,8 @@ func (l *balancer) membersChanged() {
 // the timer for the next one to come back.
 func (l *balancer) rebuild() {
 	now := time.Now()
-	nodes := make([]Node, 0, len(l.f.sorted))
-	for _, m := range l.f.sorted {
+	nodes := make([]Node, 0, len(l.m.sorted))
+	for _, m := range l.m.sorted {
 		if !l.policy.isDown(m.ID, now) {
 			nodes = append(nodes, m.Node)
 		}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"time"
 
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
@@ -223,74 +222,26 @@ type step func(ctx context.Context) (watch <-chan zkclient.WatchEvent, done bool
 // wait runs step until it is done, waiting on the watches it returns. It
 // retries after connection loss and fails when ctx ends, the session closes
 // or, while our node exists, the session expires.
-func (b *Barrier) wait(ctx context.Context, look step) error {
-	states, unsubscribe := b.s.state.Subscribe()
-	defer unsubscribe()
-	retry := newBackoff()
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-	var (
-		st     = sessionState{ID: b.owner} // the newest state seen
-		watch  <-chan zkclient.WatchEvent
-		retryC <-chan time.Time
-		again  = true // look (again) once connected
-	)
-	for {
-		if again && st.Connected {
-			again = false
-			w, done, err := look(ctx)
-			switch {
-			case err == nil && done:
-				return nil
-			case err == nil:
-				watch = w
-				retry.Reset()
-			case errors.Is(err, ErrConnectionLoss) || (errors.Is(err, ErrSessionExpired) && !b.hasNode):
-				b.s.emit(Event{Type: EventError, SessionID: st.ID, Path: b.path, Err: err})
-				timer = time.NewTimer(retry.NextBackOff())
-				retryC = timer.C
-			default:
-				return err
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-b.s.closing:
-			return ErrClosed
-		case next, ok := <-states:
-			if !ok || next.Closed {
-				return ErrClosed
-			}
-			// The session of our node ended: it is gone. (A state still
-			// naming an older session than our node's says nothing.)
-			if b.hasNode && next.ID != b.owner && (next.ID != 0 || st.ID == b.owner) {
-				return ErrSessionExpired
-			}
-			if retryC != nil && next.Connected && !st.Connected {
-				retryC, again = nil, true // retry as soon as the connection is back
-			}
-			st = next
-		case ev := <-watch:
-			watch, again = nil, true
-			if ev.Type == zkclient.EventLost {
-				switch err := mapErr(ev.Err); err {
-				case ErrClosed:
-					return ErrClosed
-				case ErrSessionExpired:
-					if b.hasNode {
-						return ErrSessionExpired
-					}
-				}
-			}
-		case <-retryC:
-			retryC, again = nil, true
-		}
+func (b *Barrier) wait(ctx context.Context, step step) error {
+	l := &loop{s: b.s, op: "barrier", path: b.path, st: sessionState{ID: b.owner}}
+	l.look = func() error {
+		w, done, err := step(ctx)
+		l.watch[0], l.done = w, done
+		return err
 	}
+	l.state = func(prev, next sessionState) (bool, error) {
+		// The session of our node ended: it is gone. (A state still naming
+		// an older session than our node's says nothing.)
+		if b.hasNode && next.ID != b.owner && (next.ID != 0 || prev.ID == b.owner) {
+			return false, ErrSessionExpired
+		}
+		return next.ID != prev.ID || (next.Connected && !prev.Connected), nil
+	}
+	l.fatal = func(err error, _ bool) bool {
+		err = mapErr(err)
+		return !errors.Is(err, ErrConnectionLoss) && !(errors.Is(err, ErrSessionExpired) && !b.hasNode)
+	}
+	return l.run(ctx, nil)
 }
 
 // enterStep is ZooKeeper's enter: watch the ready node, make sure our node

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/lighthouse-zk/lighthouse/internal/actor"
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
@@ -242,9 +241,8 @@ type election struct {
 	session  int64  // the session our node belongs to
 	czxid    int64  // our node's creation zxid: the token when leading
 	orphans  []string
-	self     <-chan zkclient.WatchEvent // watch on our own node, nil if none
-	pred     <-chan zkclient.WatchEvent // watch on our predecessor, nil if none
-	predLead bool                       // our predecessor is the leader
+	l        *loop // run's: its watches are ours (watchSelf, watchPred)
+	predLead bool  // our predecessor is the leader
 
 	leading bool
 	grant   uint64 // counts grants; the current one while leading
@@ -306,7 +304,8 @@ func (e *election) adopt(name string) error {
 		e.guid = ""
 		return err
 	}
-	e.node, e.czxid, e.session, e.guid, e.self = name, st.Czxid, st.EphemeralOwner, "", ch
+	e.node, e.czxid, e.session, e.guid = name, st.Czxid, st.EphemeralOwner, ""
+	e.l.watch[watchSelf] = ch
 	return nil
 }
 
@@ -314,101 +313,78 @@ func (e *election) adopt(name string) error {
 // attempt to join on joined; a lasting error there ends it.
 func (e *election) run(ctx context.Context, joined chan<- error) {
 	e.ctx = ctx
-	states, unsubscribe := e.s.state.Subscribe()
-	defer unsubscribe()
 	defer e.out.Close()
 	defer e.releases.Close()
-
-	retry := newBackoff()
-	var retryC <-chan time.Time
-	var timer *time.Timer
-	defer func() {
-		if timer != nil {
-			timer.Stop()
-		}
-	}()
-
-	var st sessionState
-	dirty := true // our position must be (re)checked
-	for {
-		if dirty && st.Connected && !st.Closed {
-			err := e.check(st)
-			if joined != nil && (err == nil || lasting(err)) {
-				joined <- e.s.opErr("elect", e.path, err)
-				joined = nil
-				if err != nil {
-					e.leave()
-					return
-				}
-			}
-			if err != nil {
-				e.s.emit(Event{Type: EventError, SessionID: st.ID, Path: e.path, Err: err})
-				if timer != nil {
-					timer.Stop()
-				}
-				timer = time.NewTimer(retry.NextBackOff())
-				retryC = timer.C
-			} else {
-				dirty = false
-				retry.Reset()
-				retryC = nil
-			}
-		}
-		select {
-		case <-ctx.Done():
+	l := &loop{s: e.s, op: "elect", path: e.path}
+	e.l = l
+	l.look = func() error { return e.check(l.st) }
+	l.state = func(prev, next sessionState) (bool, error) {
+		if !next.Connected || next.ID != e.session {
 			e.revoke()
+		}
+		if next.ID != e.session && next.ID != 0 {
+			e.drop() // our node died with the old session
+		}
+		return true, nil
+	}
+	l.fired = e.fired
+	l.poke = e.releases.Ready
+	l.poked = e.release
+	l.end = func(why error) {
+		e.revoke()
+		if why != ErrClosed { // the session's close deletes our node
 			e.leave()
-			return
-		case next, ok := <-states:
-			if !ok || next.Closed {
-				e.revoke() // the session's close deletes our node
-				return
-			}
-			if !next.Connected || next.ID != e.session {
-				e.revoke()
-			}
-			if next.ID != e.session && next.ID != 0 {
-				e.drop() // our node died with the old session
-			}
-			st, dirty = next, true
-		case ev := <-e.self:
-			e.self = nil
-			switch ev.Type {
-			case zkclient.EventNodeDeleted:
-				// Someone else deleted our node: whoever is next may lead
-				// now, so we must not. Join again at the back.
-				e.revoke()
-				e.drop()
-				dirty = true
-			case zkclient.EventNodeDataChanged:
-				dirty = true // re-arm the watch
-			default:
-				// The session ended: its state change tells us what to do,
-				// and a look now would block on a connection being rebuilt.
-			}
-		case ev := <-e.pred:
-			e.pred = nil
-			e.s.stats.predWatches.Add(1)
-			if ev.Type == zkclient.EventNodeDeleted && e.predLead && st.Connected && e.selfIntact() {
-				// Our predecessor led; nothing can have come in between, so
-				// we lead now, without another read.
-				e.lead(e.id)
-				continue
-			}
-			dirty = true
-		case <-e.releases.Ready():
-			for _, grant := range e.releases.Take() {
-				if e.leading && grant == e.grant {
-					e.revoke()
-					e.orphans = append(e.orphans, e.node)
-					e.drop()
-					dirty = true
-				}
-			}
-		case <-retryC:
-			retryC = nil
 		}
 	}
+	l.run(ctx, joined)
+}
+
+// Watches of a participant.
+const (
+	watchSelf = iota // our own node
+	watchPred        // our predecessor
+)
+
+// fired takes the firing of a watch and reports whether to look again.
+func (e *election) fired(i int, ev zkclient.WatchEvent) bool {
+	if i == watchSelf {
+		switch ev.Type {
+		case zkclient.EventNodeDeleted:
+			// Someone else deleted our node: whoever is next may lead now,
+			// so we must not. Join again at the back.
+			e.revoke()
+			e.drop()
+			return true
+		case zkclient.EventNodeDataChanged:
+			return true // re-arm the watch
+		}
+		// The session ended: its state change tells us what to do, and a
+		// look now would block on a connection being rebuilt.
+		return false
+	}
+	e.s.stats.predWatches.Add(1)
+	if ev.Type == zkclient.EventNodeDeleted && e.predLead && e.l.st.Connected && e.selfIntact() {
+		// Our predecessor led; nothing can have come in between, so we lead
+		// now, without another read.
+		e.lead(e.id)
+		return false
+	}
+	return true
+}
+
+// release takes Release calls: the current grant's steps down, a stale
+// one's does nothing.
+func (e *election) release() bool {
+	due := false
+	for _, grant := range e.releases.Take() {
+		if e.leading && grant == e.grant {
+			e.revoke()
+			e.orphans = append(e.orphans, e.node)
+			e.drop()
+			due = true
+		}
+	}
+	return due
 }
 
 // check makes sure we have a node in the current session and then finds our
@@ -426,7 +402,7 @@ func (e *election) check(st sessionState) error {
 			return err
 		}
 	}
-	if e.self == nil { // re-arm the watch on our node (its data changed)
+	if e.l.watch[watchSelf] == nil { // re-arm the watch on our node (its data changed)
 		if err := e.adopt(e.node); err != nil {
 			if errors.Is(err, zkclient.ErrNoNode) {
 				e.drop()
@@ -464,7 +440,7 @@ func (e *election) check(st sessionState) error {
 		if pst == nil {
 			continue // gone meanwhile; look again
 		}
-		e.pred, e.predLead = ch, me == 1
+		e.l.watch[watchPred], e.predLead = ch, me == 1
 		leader, err := e.participantID(queue[0])
 		if err != nil && !errors.Is(err, zkclient.ErrNoNode) {
 			return err
@@ -518,7 +494,7 @@ func (e *election) revoke() {
 
 // drop forgets our node and the watches that go with it.
 func (e *election) drop() {
-	e.node, e.self, e.pred = "", nil, nil
+	e.node, e.l.watch = "", [2]<-chan zkclient.WatchEvent{}
 }
 
 // selfIntact reports whether our node's watch has not fired. The client
@@ -526,16 +502,17 @@ func (e *election) drop() {
 // before our predecessor, that event is already waiting here when the
 // predecessor's arrives.
 func (e *election) selfIntact() bool {
+	self := e.l.watch[watchSelf]
 	select {
-	case ev := <-e.self:
-		e.self = nil
+	case ev := <-self:
+		e.l.watch[watchSelf] = nil
 		if ev.Type == zkclient.EventNodeDeleted {
 			e.revoke()
 			e.drop()
 		}
 		return false // look again (and re-arm the watch)
 	default:
-		return e.self != nil
+		return self != nil
 	}
 }
 
@@ -654,16 +631,10 @@ func (s *Session) Observe(ctx context.Context, path string) (<-chan Participant,
 
 func (s *Session) observe(ctx context.Context, path string, out *actor.Outbox[Participant], first chan<- error) {
 	defer out.Close()
-	states, unsubscribe := s.state.Subscribe()
-	defer unsubscribe()
-	var (
-		st      sessionState
-		watch   <-chan zkclient.WatchEvent
-		last    Participant
-		started bool
-		retryC  <-chan time.Time
-	)
-	look := func() error {
+	var last Participant
+	started := false
+	l := &loop{s: s, op: "observe", path: path}
+	l.look = func() error {
 		for {
 			children, _, ch, err := s.zk.ChildrenW(ctx, path)
 			if errors.Is(err, zkclient.ErrNoNode) {
@@ -677,8 +648,9 @@ func (s *Session) observe(ctx context.Context, path string, out *actor.Outbox[Pa
 			}
 			queue := electionNodes(children)
 			if len(queue) == 0 {
-				watch = ch
+				l.watch[0] = ch
 				s.publishLeader(out, &last, Participant{}, started)
+				started = true
 				return nil
 			}
 			// Watch the leader alone: newcomers join at the back.
@@ -689,43 +661,14 @@ func (s *Session) observe(ctx context.Context, path string, out *actor.Outbox[Pa
 			if err != nil {
 				return err
 			}
-			watch = lch
+			l.watch[0] = lch
 			id, pdata := decodeParticipant(data)
 			s.publishLeader(out, &last, Participant{ID: id, Data: pdata, IsLeader: true, Node: queue[0], Token: stat.Czxid}, started)
+			started = true
 			return nil
 		}
 	}
-	dirty := true
-	for {
-		if dirty && st.Connected {
-			err := look()
-			if !started {
-				first <- s.opErr("observe", path, err)
-				if err != nil {
-					return
-				}
-				started = true
-			}
-			dirty = err != nil
-			if err != nil {
-				retryC = time.After(200 * time.Millisecond)
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case next, ok := <-states:
-			if !ok || next.Closed {
-				return
-			}
-			dirty = dirty || next.ID != st.ID || (next.Connected && !st.Connected)
-			st = next
-		case <-watch:
-			watch, dirty = nil, true
-		case <-retryC:
-			retryC = nil
-		}
-	}
+	l.run(ctx, first)
 }
 
 // publishLeader sends p if it differs from the last value sent.

@@ -8,9 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync/atomic"
-	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/lighthouse-zk/lighthouse/internal/actor"
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
@@ -148,77 +146,45 @@ type registration struct {
 	path string
 	data []byte
 
-	owner int64                      // the session our node belongs to, 0 if we have none
-	prev  int64                      // the session of our last node, maybe still being removed
-	czxid int64                      // our node's creation zxid
-	watch <-chan zkclient.WatchEvent // on our node (or, while waiting, on a node in the way)
+	l     *loop // run's; its watch is on our node (or on a node in the way)
+	owner int64 // the session our node belongs to, 0 if we have none
+	prev  int64 // the session of our last node, maybe still being removed
+	czxid int64 // our node's creation zxid
 }
 
 // errWaiting: the node of an earlier session of ours is still there.
-var errWaiting = errors.New("waiting for the node of an expired session to go")
+var errWaiting = fmt.Errorf("%w: for the node of an expired session to go", errWatching)
 
 // run is the registration's goroutine. It reports the outcome of its first
 // attempt to create the node on created; a lasting error there ends it.
 func (r *registration) run(ctx context.Context, created chan<- error) {
-	states, unsubscribe := r.s.state.Subscribe()
-	defer unsubscribe()
-	retry := newBackoff()
-	var timer *time.Timer
-	var retryC <-chan time.Time
-	defer func() {
-		if timer != nil {
-			timer.Stop()
+	l := &loop{s: r.s, op: "register", path: r.path}
+	r.l = l
+	l.look = func() error {
+		err := r.ensure(l.st)
+		if errors.Is(err, ErrIDTaken) && l.started {
+			// Another session holds the ID: the watch on its node tells us
+			// when it is gone.
+			r.s.emit(Event{Type: EventError, SessionID: l.st.ID, Path: r.path, Err: r.s.opErr("register", r.path, err)})
+			return errWatching
 		}
-	}()
-	var st sessionState
-	dirty := true
-	for {
-		if dirty && st.Connected && retryC == nil {
-			raw := r.ensure(st)
-			err := r.s.opErr("register", r.path, raw)
-			switch {
-			case raw == nil:
-				dirty = false
-				retry.Reset()
-			case raw == errWaiting:
-				dirty = false // the watch on that node tells us when it is gone
-			case errors.Is(raw, ErrIDTaken) && created == nil:
-				dirty = false // wait on the watch for the other node to go
-			default:
-				timer = time.NewTimer(retry.NextBackOff())
-				retryC = timer.C
-			}
-			if created != nil && (raw == nil || errors.Is(raw, ErrIDTaken) || lasting(raw)) {
-				created <- err
-				created = nil
-				if err != nil {
-					return
-				}
-			} else if raw != nil && raw != errWaiting {
-				r.s.emit(Event{Type: EventError, SessionID: st.ID, Path: r.path, Err: err})
-			}
+		return err
+	}
+	l.state = func(prev, next sessionState) (bool, error) {
+		if next.ID != r.owner && next.ID != 0 && r.owner != 0 {
+			r.prev, r.owner, l.watch[0] = r.owner, 0, nil // our node went with the old session
 		}
-		select {
-		case <-ctx.Done():
+		return r.owner == 0, nil
+	}
+	l.fatal = func(err error, started bool) bool {
+		return !started && (errors.Is(err, ErrIDTaken) || lasting(err))
+	}
+	l.end = func(why error) {
+		if why != ErrClosed { // the session's close deletes our node
 			r.leave()
-			return
-		case next, ok := <-states:
-			if !ok || next.Closed {
-				return // the session's close deletes our node
-			}
-			if next.ID != r.owner && next.ID != 0 && r.owner != 0 {
-				r.prev, r.owner, r.watch = r.owner, 0, nil // our node went with the old session
-			}
-			dirty = dirty || r.owner == 0
-			st = next
-		case <-r.watch:
-			// Our node was deleted or changed by someone else, or the node in
-			// our way went: look again.
-			r.watch, dirty = nil, true
-		case <-retryC:
-			retryC = nil
 		}
 	}
+	l.run(ctx, created)
 }
 
 // ensure makes sure our node exists in the current session and is watched.
@@ -245,7 +211,7 @@ func (r *registration) ensure(st sessionState) error {
 		if stat == nil {
 			continue // gone meanwhile: create it again
 		}
-		r.watch = ch
+		r.l.watch[0] = ch
 		owner := stat.EphemeralOwner
 		switch {
 		case owner != 0 && (owner == st.ID || owner == r.s.zk.SessionID()):
@@ -277,16 +243,15 @@ func (r *registration) leave() {
 // Balancer of the process, for tests and benchmarks.
 var memberReads atomic.Int64
 
-// member is one instance as a follower knows it.
+// member is one instance as a memberSet knows it.
 type member struct {
 	Node
 	czxid int64 // the zxid that created its node: new when it registers again
 	bad   bool  // its data does not decode: left out of the set
 }
 
-// follower keeps the member set of one service current for the goroutine
-// that owns it (a Members or a Balancer), which calls sync when due and
-// tells it of session states and fired watches.
+// memberSet keeps the member set of one service current for the goroutine
+// that owns it (a Members or a Balancer), whose loop it drives.
 //
 // A change costs O(1) reads: the children watch fires, one ChildrenW lists
 // the names (and sets the next watch), and only the nodes of names not seen
@@ -296,94 +261,68 @@ type member struct {
 // alone explain every change since the last read; when they do not (a
 // member left and registered again between two reads) every cached member
 // is checked (Exists) and those with a new node are read again.
-type follower struct {
+type memberSet struct {
 	s     *Session
 	path  string
-	abs   string
 	check func([]byte) error // nil, or why a member's data is left out
-	st    sessionState
-	watch <-chan zkclient.WatchEvent // on the service node's children, or its existence
-	dirty bool                       // the set must be read again
-	ready bool                       // read at least once
+	l     *loop              // its watch is on the service node's children, or its existence
+	ready bool               // read at least once
 
 	names    map[string]bool   // children at the last read
 	cache    map[string]member // members whose node we have read
 	cversion int32             // the service node's Cversion at the last read
 	pczxid   int64             // the service node's Czxid, 0 if it did not exist
 	sorted   []member          // the set last returned by sync
-
-	retry  *backoff.ExponentialBackOff
-	timer  *time.Timer
-	retryC <-chan time.Time
 }
 
-// follower returns a follower of service in the registry o chooses.
-func (o registryOptions) follower(s *Session, service string) (*follower, error) {
+// memberSet returns the member set of service in the registry o chooses.
+func (o registryOptions) memberSet(s *Session, service string) (*memberSet, error) {
 	path, err := o.servicePath(service)
 	if err != nil {
 		return nil, err
 	}
-	f := newFollower(s, path)
+	m := newMemberSet(s, path)
 	if o.curator {
-		f.check = o.check
+		m.check = o.check
 	}
-	return f, nil
+	return m, nil
 }
 
-func newFollower(s *Session, path string) *follower {
-	return &follower{
-		s: s, path: path, dirty: true,
-		names: make(map[string]bool), cache: make(map[string]member),
-		retry: newBackoff(),
-	}
+func newMemberSet(s *Session, path string) *memberSet {
+	return &memberSet{s: s, path: path, names: make(map[string]bool), cache: make(map[string]member)}
 }
 
-// due reports whether sync should run now.
-func (f *follower) due() bool { return f.dirty && f.st.Connected && f.retryC == nil }
-
-// onState takes a new session state. A new session lost every watch: the
-// whole set is read again. A suspended session keeps the set as it was.
-func (f *follower) onState(next sessionState) {
-	switch {
-	case next.ID != f.st.ID && next.ID != 0:
-		f.dirty, f.watch, f.pczxid = true, nil, 0
-	case next.Connected && !f.st.Connected && f.ready:
-		// Same session back: the client re-registers our watch, but with
-		// go-zookeeper v1.0.4 it may do so relative to a too-new zxid and miss
-		// a change made meanwhile (see third_party/zk/PATCHED.md). One list
-		// read, with the cache, costs little.
-		f.dirty = true
+// loop returns the loop that keeps the set current for op, calling changed
+// each time the set differs from the last one.
+func (m *memberSet) loop(op string, changed func()) *loop {
+	l := &loop{s: m.s, op: op, path: m.path}
+	m.l = l
+	l.look = func() error {
+		c, err := m.sync()
+		if err == nil && c {
+			changed()
+		}
+		return err
 	}
-	f.st = next
-}
-
-// onWatch takes the firing of the watch.
-func (f *follower) onWatch() { f.watch, f.dirty = nil, true }
-
-// onRetry takes the firing of the retry timer.
-func (f *follower) onRetry() { f.retryC = nil }
-
-func (f *follower) stop() {
-	if f.timer != nil {
-		f.timer.Stop()
+	l.state = func(prev, next sessionState) (bool, error) {
+		// A new session lost every watch: read the whole set again. A
+		// suspended session keeps the set; the client re-registers the
+		// watch when the same session comes back.
+		if next.ID != prev.ID && next.ID != 0 {
+			m.pczxid = 0
+			return true, nil
+		}
+		return false, nil
 	}
+	return l
 }
 
 // sync reads what changed and reports whether the set differs from the one
-// it last returned (always true on the first success). On error it emits
-// EventError, unless first, and schedules a retry.
-func (f *follower) sync(first bool) (changed bool, err error) {
+// it last returned (always true on the first success).
+func (f *memberSet) sync() (changed bool, err error) {
 	if err := f.read(); err != nil {
-		err = f.s.opErr("members", f.path, err)
-		if !first {
-			f.s.emit(Event{Type: EventError, SessionID: f.st.ID, Path: f.path, Err: err})
-		}
-		f.timer = time.NewTimer(f.retry.NextBackOff())
-		f.retryC = f.timer.C
 		return false, err
 	}
-	f.dirty = false
-	f.retry.Reset()
 	set := make([]member, 0, len(f.cache))
 	for _, m := range f.cache {
 		if !m.bad {
@@ -402,7 +341,7 @@ func (f *follower) sync(first bool) (changed bool, err error) {
 }
 
 // read brings the cache up to date with as few reads as it can.
-func (f *follower) read() error {
+func (f *memberSet) read() error {
 	for {
 		memberReads.Add(1)
 		children, stat, ch, err := f.s.zk.ChildrenW(bg, f.path)
@@ -415,7 +354,7 @@ func (f *follower) read() error {
 			if st != nil {
 				continue // created meanwhile
 			}
-			f.watch = ech // follow the service once it is created
+			f.l.watch[0] = ech // follow the service once it is created
 			clear(f.cache)
 			clear(f.names)
 			f.pczxid, f.cversion = 0, 0
@@ -424,7 +363,7 @@ func (f *follower) read() error {
 		if err != nil {
 			return err
 		}
-		f.watch = ch
+		f.l.watch[0] = ch
 		now := make(map[string]bool, len(children))
 		for _, c := range children {
 			now[c] = true
@@ -497,7 +436,7 @@ func (f *follower) read() error {
 }
 
 // nodes returns a new slice of the set's nodes, sorted by ID.
-func (f *follower) nodes() []Node {
+func (f *memberSet) nodes() []Node {
 	out := make([]Node, len(f.sorted))
 	for i, m := range f.sorted {
 		out[i] = m.Node
@@ -528,51 +467,21 @@ func (s *Session) Members(ctx context.Context, service string, opts ...RegistryO
 	if err != nil {
 		return nil, opError("members", "", err)
 	}
-	f, err := o.follower(s, service)
+	m, err := o.memberSet(s, service)
 	if err != nil {
 		return nil, opError("members", "", err)
 	}
 	out := actor.NewOutbox[[]Node](1, nil)
-	if err := s.startRecipe(ctx, func(first chan<- error) { s.members(ctx, f, out, first) }); err != nil {
+	if err := s.startRecipe(ctx, func(first chan<- error) { s.members(ctx, m, out, first) }); err != nil {
 		return nil, opError("members", service, err)
 	}
 	return out.C(), nil
 }
 
 // members is the goroutine of Members.
-func (s *Session) members(ctx context.Context, f *follower, out *actor.Outbox[[]Node], first chan<- error) {
+func (s *Session) members(ctx context.Context, m *memberSet, out *actor.Outbox[[]Node], first chan<- error) {
 	defer out.Close()
-	defer f.stop()
-	states, unsubscribe := s.state.Subscribe()
-	defer unsubscribe()
-	for {
-		if f.due() {
-			changed, err := f.sync(first != nil)
-			if first != nil {
-				first <- err
-				first = nil
-				if err != nil {
-					return
-				}
-			}
-			if changed {
-				out.Put(f.nodes())
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case next, ok := <-states:
-			if !ok || next.Closed {
-				return
-			}
-			f.onState(next)
-		case <-f.watch:
-			f.onWatch()
-		case <-f.retryC:
-			f.onRetry()
-		}
-	}
+	m.loop("members", func() { out.Put(m.nodes()) }).run(ctx, first)
 }
 
 // Services returns the names of the services with registered instances,

@@ -498,7 +498,7 @@ func TestMembersReadsPerChange(t *testing.T) {
 
 // A member that leaves and registers again between two reads of the names
 // is found by the parent's child version, and its new node is read.
-func TestFollowerSeesReregistrationBetweenReads(t *testing.T) {
+func TestMemberSetSeesReregistrationBetweenReads(t *testing.T) {
 	s := connect(t, zktest.Shared(t).Root(t))
 	ctx := testCtx(t)
 	if _, err := s.Create(ctx, "/services/svc/a", []byte("old"), Ephemeral, CreateParents()); err != nil {
@@ -507,9 +507,9 @@ func TestFollowerSeesReregistrationBetweenReads(t *testing.T) {
 	if _, err := s.Create(ctx, "/services/svc/b", []byte("b"), Ephemeral); err != nil {
 		t.Fatal(err)
 	}
-	f := newFollower(s, "/services/svc")
-	f.st = sessionState{Connected: true, ID: s.SessionID()}
-	if changed, err := f.sync(true); err != nil || !changed {
+	f := newMemberSet(s, "/services/svc")
+	f.loop("members", func() {}) // sync sets the loop's watch
+	if changed, err := f.sync(); err != nil || !changed {
 		t.Fatalf("first sync: %v %v", changed, err)
 	}
 	if err := s.Delete(ctx, "/services/svc/a", AnyVersion); err != nil {
@@ -518,7 +518,7 @@ func TestFollowerSeesReregistrationBetweenReads(t *testing.T) {
 	if _, err := s.Create(ctx, "/services/svc/a", []byte("new"), Ephemeral); err != nil {
 		t.Fatal(err)
 	}
-	changed, err := f.sync(false)
+	changed, err := f.sync()
 	if err != nil || !changed {
 		t.Fatalf("sync after re-registration: changed=%v err=%v", changed, err)
 	}
@@ -526,7 +526,7 @@ func TestFollowerSeesReregistrationBetweenReads(t *testing.T) {
 		t.Fatalf("after re-registration: %q %q", nodes[0].Data, nodes[1].Data)
 	}
 	// Nothing changed: nothing to report.
-	if changed, err := f.sync(false); err != nil || changed {
+	if changed, err := f.sync(); err != nil || changed {
 		t.Fatalf("sync without change: changed=%v err=%v", changed, err)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
@@ -258,65 +257,6 @@ func (s *Session) Children(ctx context.Context, path string) ([]string, error) {
 	}
 	c, _, err := s.zk.Children(ctx, path)
 	return c, s.opErr("children", path, err)
-}
-
-// gone reports whether a delete's error means the node is gone or will go
-// without us: deleted, or the client closed (its session ends with it).
-func gone(err error) bool {
-	return err == nil || errors.Is(err, zkclient.ErrNoNode) || errors.Is(err, zkclient.ErrClosed)
-}
-
-// deleteEphemeral deletes an ephemeral node of session owner that a recipe
-// is done with: at once if the connection is up, else (or if that fails) a
-// goroutine of the session keeps trying until the node is gone, its session
-// has ended, or the Session closes, so that no recipe leaves a node behind
-// that peers would wait on.
-func (s *Session) deleteEphemeral(path string, owner int64) {
-	attempt := func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), s.SessionTimeout())
-		defer cancel()
-		return s.zk.Delete(ctx, path, AnyVersion)
-	}
-	if s.zk.State() == zkclient.StateConnected && s.zk.SessionID() == owner && gone(attempt()) {
-		return
-	}
-	if s.isClosing() {
-		return // Close ends the session, and the node with it
-	}
-	s.recipes.Go(func() {
-		states, unsubscribe := s.state.Subscribe()
-		defer unsubscribe()
-		retry := newBackoff()
-		for st := range states {
-			for st.Connected && st.ID == owner {
-				err := attempt()
-				if gone(err) {
-					return
-				}
-				s.emit(Event{Type: EventError, SessionID: owner, Path: path, Err: s.opErr("delete", path, err)})
-				select {
-				case <-time.After(retry.NextBackOff()):
-				case next, ok := <-states:
-					if !ok {
-						return
-					}
-					st = next
-				}
-			}
-			if st.Closed || (st.ID != owner && st.ID != 0) {
-				return // the node went with its session
-			}
-		}
-	})
-}
-
-// newBackoff is the retry schedule of recipes: from 50 ms up to 5 s, for
-// as long as it takes.
-func newBackoff() *backoff.ExponentialBackOff {
-	return backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(50*time.Millisecond),
-		backoff.WithMaxInterval(5*time.Second),
-		backoff.WithMaxElapsedTime(0))
 }
 
 // withACL is CreateACL for an ACL already converted for the client.

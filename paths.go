@@ -107,7 +107,7 @@ func joinPath(parent, child string) string {
 func parseConnectString(s string) (hosts []string, chroot string, err error) {
 	hosts, chroot, err = zkclient.ParseConnectString(s)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %s", ErrInvalidConnectString, trimZK(err))
+		return nil, "", fmt.Errorf("%w: %s", ErrInvalidConnectString, strings.TrimPrefix(trimZK(err), "connect string: "))
 	}
 	return hosts, chroot, nil
 }

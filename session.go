@@ -330,47 +330,6 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// startRecipe runs run on a goroutine of the session and waits for the
-// outcome of its first attempt, which run sends on first. It returns that
-// error, ctx's error if ctx ends first, or ErrClosed if the session closes
-// first (the goroutine may then end without a first result). On an error
-// the caller stops what it started; the goroutine stays the session's.
-func (s *Session) startRecipe(ctx context.Context, run func(first chan<- error)) error {
-	first := make(chan error, 1)
-	if !s.recipes.Go(func() { run(first) }) {
-		return ErrClosed
-	}
-	select {
-	case err := <-first:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-s.closing:
-		return ErrClosed
-	}
-}
-
-// onClose registers stop to be called at the start of Close and returns a
-// function that unregisters it. If Close has started, it calls stop at once.
-func (s *Session) onClose(stop func()) (unregister func()) {
-	s.stopMu.Lock()
-	defer s.stopMu.Unlock()
-	if s.isClosing() {
-		stop()
-		return func() {}
-	}
-	if s.stops == nil {
-		s.stops = make(map[*int]func())
-	}
-	key := new(int)
-	s.stops[key] = stop
-	return func() {
-		s.stopMu.Lock()
-		defer s.stopMu.Unlock()
-		delete(s.stops, key)
-	}
-}
-
 func levelOf(e Event) slog.Level {
 	switch e.Type {
 	case EventSuspended, EventExpired, EventError:

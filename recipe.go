@@ -1,0 +1,281 @@
+package lighthouse
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
+)
+
+// The recipe runtime. Every recipe's goroutine runs one loop: the loop owns
+// the subscription to session states, decides when the recipe must look at
+// ZooKeeper again (a look is due and the session is connected), retries a
+// failed look after a backoff, waits on the watches the recipe set, and
+// reports the outcome of the first look to whoever started the recipe. A
+// recipe supplies what it does when it looks, and says which events make a
+// look due; nothing else.
+//
+// Recovery is prompt: a reconnect, a new session or a fired watch ends any
+// retry wait at once.
+
+// loop is one recipe's loop. Its fields are the recipe's hooks; all but look
+// are optional.
+type loop struct {
+	s    *Session
+	op   string // the recipe's operation and path, for its errors
+	path string
+
+	// look brings the recipe up to date with ZooKeeper and sets the watches
+	// that say when to look again (watch). An error wrapping errWatching
+	// means: not done, but a watch will tell. Another error makes the loop
+	// look again after a backoff; a lasting one (see fatal) ends the loop
+	// before the first success.
+	look func() error
+	// state takes a new session state and reports whether a look is due. It
+	// may end the loop by returning an error. Default: a look is due on a
+	// new session or a reconnect.
+	state func(prev, next sessionState) (due bool, err error)
+	// fired takes the firing of watch i and reports whether a look is due.
+	// Default: it is.
+	fired func(i int, ev zkclient.WatchEvent) bool
+	// poke, if not nil, says the recipe has something of its own to handle
+	// (a mailbox, a timer); poked handles it and reports whether a look is
+	// due.
+	poke   func() <-chan struct{}
+	alarm  func() <-chan time.Time
+	poked  func() bool
+	alarms func() bool
+	// fatal reports whether a look's error ends the loop. Default: a
+	// lasting error before the first success.
+	fatal func(err error, started bool) bool
+	// end is called once when the loop ends, with why: ctx's error or
+	// ErrClosed.
+	end func(why error)
+
+	watch [2]<-chan zkclient.WatchEvent // set by look; cleared when they fire
+	st      sessionState                  // the newest session state
+	started bool                          // the first look has succeeded
+	done    bool                          // set by look: the recipe is finished
+}
+
+// errWatching: a look found the recipe waiting on a watch, which will tell
+// when to look again. It is not a failure.
+var errWatching = errors.New("waiting on a watch")
+
+// run runs the loop until ctx ends, the session closes, a state hook or a
+// fatal error ends it, or look sets done. The first look's outcome (nil,
+// or a fatal error) goes to first, if not nil.
+func (l *loop) run(ctx context.Context, first chan<- error) error {
+	states, unsubscribe := l.s.state.Subscribe()
+	defer unsubscribe()
+	retry := newBackoff()
+	var timer *time.Timer
+	var retryC <-chan time.Time
+	stopRetry := func() {
+		if timer != nil {
+			timer.Stop()
+		}
+		retryC = nil
+	}
+	defer stopRetry()
+	var poke <-chan struct{}
+	var alarm <-chan time.Time
+	end := func(why error) error {
+		if l.end != nil {
+			l.end(why)
+		}
+		return why
+	}
+	due := true
+	for {
+		if due && l.st.Connected && retryC == nil {
+			due = false
+			err := l.look()
+			switch {
+			case err == nil || errors.Is(err, errWatching):
+				retry.Reset()
+				l.started = true
+				if first != nil {
+					first <- nil
+					first = nil
+				}
+				if l.done {
+					return nil
+				}
+			case l.isFatal(err, first == nil):
+				err = l.s.opErr(l.op, l.path, err)
+				if first != nil {
+					first <- err
+				}
+				return end(err)
+			default:
+				l.s.emit(Event{Type: EventError, SessionID: l.st.ID, Path: l.path, Err: l.s.opErr(l.op, l.path, err)})
+				due = true
+				timer = time.NewTimer(retry.NextBackOff())
+				retryC = timer.C
+			}
+		}
+		if l.poke != nil {
+			poke = l.poke()
+		}
+		if l.alarm != nil {
+			alarm = l.alarm()
+		}
+		select {
+		case <-ctx.Done():
+			return end(ctx.Err())
+		case next, ok := <-states:
+			if !ok || next.Closed {
+				return end(ErrClosed)
+			}
+			prev := l.st
+			l.st = next
+			d, err := l.changed(prev, next)
+			if err != nil {
+				return end(err)
+			}
+			due = due || d
+			if next.Connected && (!prev.Connected || next.ID != prev.ID) {
+				stopRetry() // recover at once
+			}
+		case ev := <-l.watch[0]:
+			l.watch[0] = nil
+			if l.onFired(0, ev) {
+				due = true
+				stopRetry()
+			}
+		case ev := <-l.watch[1]:
+			l.watch[1] = nil
+			if l.onFired(1, ev) {
+				due = true
+				stopRetry()
+			}
+		case <-poke:
+			due = l.poked() || due
+		case <-alarm:
+			due = l.alarms() || due
+		case <-retryC:
+			retryC = nil
+		}
+	}
+}
+
+func (l *loop) changed(prev, next sessionState) (bool, error) {
+	if l.state != nil {
+		return l.state(prev, next)
+	}
+	return next.ID != prev.ID || (next.Connected && !prev.Connected), nil
+}
+
+func (l *loop) onFired(i int, ev zkclient.WatchEvent) bool {
+	if l.fired != nil {
+		return l.fired(i, ev)
+	}
+	return true
+}
+
+func (l *loop) isFatal(err error, started bool) bool {
+	if l.fatal != nil {
+		return l.fatal(err, started)
+	}
+	return !started && lasting(err)
+}
+
+// startRecipe runs run on a goroutine of the session and waits for the
+// outcome of its first attempt, which run sends on first. It returns that
+// error, ctx's error if ctx ends first, or ErrClosed if the session closes
+// first (the goroutine may then end without a first result). On an error
+// the caller stops what it started; the goroutine stays the session's.
+func (s *Session) startRecipe(ctx context.Context, run func(first chan<- error)) error {
+	first := make(chan error, 1)
+	if !s.recipes.Go(func() { run(first) }) {
+		return ErrClosed
+	}
+	select {
+	case err := <-first:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closing:
+		return ErrClosed
+	}
+}
+
+// onClose registers stop to be called at the start of Close and returns a
+// function that unregisters it. If Close has started, it calls stop at once.
+func (s *Session) onClose(stop func()) (unregister func()) {
+	s.stopMu.Lock()
+	defer s.stopMu.Unlock()
+	if s.isClosing() {
+		stop()
+		return func() {}
+	}
+	if s.stops == nil {
+		s.stops = make(map[*int]func())
+	}
+	key := new(int)
+	s.stops[key] = stop
+	return func() {
+		s.stopMu.Lock()
+		defer s.stopMu.Unlock()
+		delete(s.stops, key)
+	}
+}
+
+// gone reports whether a delete's error means the node is gone or will go
+// without us: deleted, or the client closed (its session ends with it).
+func gone(err error) bool {
+	return err == nil || errors.Is(err, zkclient.ErrNoNode) || errors.Is(err, zkclient.ErrClosed)
+}
+
+// deleteEphemeral deletes an ephemeral node of session owner that a recipe
+// is done with: at once if the connection is up, else (or if that fails) a
+// goroutine of the session keeps trying until the node is gone, its session
+// has ended, or the Session closes, so that no recipe leaves a node behind
+// that peers would wait on.
+func (s *Session) deleteEphemeral(path string, owner int64) {
+	attempt := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), s.SessionTimeout())
+		defer cancel()
+		return s.zk.Delete(ctx, path, AnyVersion)
+	}
+	if s.zk.State() == zkclient.StateConnected && s.zk.SessionID() == owner && gone(attempt()) {
+		return
+	}
+	if s.isClosing() {
+		return // Close ends the session, and the node with it
+	}
+	errEnded := errors.New("the node's session ended")
+	l := &loop{s: s, op: "delete", path: path}
+	l.look = func() error {
+		if l.st.ID != owner {
+			l.done = true // the node went with its session
+			return nil
+		}
+		err := attempt()
+		l.done = gone(err)
+		if l.done {
+			return nil
+		}
+		return err
+	}
+	l.state = func(prev, next sessionState) (bool, error) {
+		if next.ID != owner && next.ID != 0 {
+			return false, errEnded
+		}
+		return next.Connected && !prev.Connected, nil
+	}
+	l.fatal = func(error, bool) bool { return false }
+	s.recipes.Go(func() { l.run(context.Background(), nil) })
+}
+
+// newBackoff is the retry schedule of recipes: from 50 ms up to 5 s, for
+// as long as it takes.
+func newBackoff() *backoff.ExponentialBackOff {
+	return backoff.NewExponentialBackOff(
+		backoff.WithInitialInterval(50*time.Millisecond),
+		backoff.WithMaxInterval(5*time.Second),
+		backoff.WithMaxElapsedTime(0))
+}
