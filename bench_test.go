@@ -20,7 +20,7 @@ import (
 // and the heap allocations per op (counted around that column's call alone,
 // since -benchmem would mix the columns), and the p50 ratio lighthouse/zk.
 //
-//	go test -run '^$' -bench 'BenchmarkGet|BenchmarkCreateDelete|BenchmarkPipelinedGet' -count 3 .
+//	go test -run '^$' -bench 'BenchmarkGet|BenchmarkCreateDelete|BenchmarkPipelinedGet' -benchtime 3s -count 3 .
 
 // column is one side of a comparison: a name and one operation.
 type column struct {
