@@ -33,6 +33,7 @@ type Options struct {
 	TickTime  time.Duration // ZooKeeper's tick, whole milliseconds; default 100ms. Sessions may last from 2 ticks to 60s.
 	Dir       string        // where servers keep config, data and logs; default a new temporary directory that Close removes
 	LogOutput io.Writer     // if set, receives a copy of every server's log; writes are serialised
+	TLS       bool          // also serve TLS on a secure client port (see SecureAddr and TLSConfig), with a certificate made by Start
 }
 
 // Cluster is a running standalone ZooKeeper server or ensemble. Its methods
@@ -43,6 +44,7 @@ type Cluster struct {
 	ownDir          bool // dir was created by Start and is removed by Close
 	tick            time.Duration
 	out             io.Writer
+	tls             *serverTLS // nil unless Options.TLS
 	servers         []*server
 	roots           atomic.Int64 // numbers the znodes made by Root
 
@@ -86,6 +88,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.ownDir = true
 	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("zktest: %w", err)
+	}
+	if opts.TLS {
+		if c.tls, err = newServerTLS(c.dir); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("zktest: TLS certificate: %w", err)
+		}
+		c.classpath = withNetty(c.classpath)
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc

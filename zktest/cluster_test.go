@@ -3,6 +3,7 @@ package zktest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -240,5 +241,39 @@ func TestStartRetriesPortClash(t *testing.T) {
 	c := StartT(t, 1)
 	if calls != 2 || c.Addr(0) == taken.Addr().String() {
 		t.Fatalf("picked ports %d times, serving on %s (taken: %s)", calls, c.Addr(0), taken.Addr())
+	}
+}
+
+// With Options.TLS every server also serves TLS with a certificate that
+// TLSConfig trusts, and keeps doing so across a restart.
+func TestTLS(t *testing.T) {
+	t.Parallel()
+	if (&Cluster{}).TLSConfig() != nil {
+		t.Error("TLSConfig() of a cluster without TLS is not nil")
+	}
+	c, err := Start(testCtx(t), Options{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	dial := func() error {
+		conn, err := tls.Dial("tcp", c.SecureAddr(0), c.TLSConfig())
+		if err == nil {
+			conn.Close()
+		}
+		return err
+	}
+	if err := dial(); err != nil {
+		t.Fatalf("TLS handshake with %s: %v", c.SecureAddr(0), err)
+	}
+	if err := c.Stop(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(0); err != nil {
+		t.Fatal(err)
+	}
+	// Restart returns once the plain port serves; so does the secure one.
+	if err := dial(); err != nil {
+		t.Fatalf("TLS handshake after a restart: %v", err)
 	}
 }

@@ -36,6 +36,10 @@
 // them; Start and NewProxy do the same without a test, for programs such as
 // demos.
 //
+// With Options{TLS: true} each server also serves TLS on a secure client
+// port (SecureAddr), with a certificate made for the cluster that
+// TLSConfig's client configuration trusts.
+//
 // # Requirements
 //
 // Servers need a Java runtime ($JAVA_HOME/bin/java or java on $PATH) and

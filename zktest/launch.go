@@ -14,7 +14,11 @@ import (
 
 // launch configures and starts n servers and waits until they serve.
 func (c *Cluster) launch(ctx context.Context, n int) error {
-	ports, err := pickPorts(3 * n)
+	per := 3 // client, quorum, election
+	if c.tls != nil {
+		per++ // secure client
+	}
+	ports, err := pickPorts(per * n)
 	if err != nil {
 		return fmt.Errorf("zktest: free ports: %w", err)
 	}
@@ -23,9 +27,12 @@ func (c *Cluster) launch(ctx context.Context, n int) error {
 		c.servers[i] = &server{
 			id:           i + 1,
 			dir:          filepath.Join(c.dir, "server"+strconv.Itoa(i+1)),
-			clientPort:   ports[3*i],
-			quorumPort:   ports[3*i+1],
-			electionPort: ports[3*i+2],
+			clientPort:   ports[per*i],
+			quorumPort:   ports[per*i+1],
+			electionPort: ports[per*i+2],
+		}
+		if c.tls != nil {
+			c.servers[i].securePort = ports[per*i+3]
 		}
 	}
 	for _, s := range c.servers {
@@ -71,6 +78,9 @@ func (c *Cluster) writeConfig(s *server) error {
 	// Benchmarks and tests open many sessions from 127.0.0.1; the default
 	// limit is 60 per address.
 	fmt.Fprintf(&b, "maxClientCnxns=0\n")
+	if c.tls != nil {
+		b.WriteString(c.tls.config(s.securePort))
+	}
 	if len(c.servers) > 1 {
 		for _, peer := range c.servers {
 			fmt.Fprintf(&b, "server.%d=127.0.0.1:%d:%d\n", peer.id, peer.quorumPort, peer.electionPort)
@@ -82,13 +92,19 @@ func (c *Cluster) writeConfig(s *server) error {
 	return os.WriteFile(s.cfgPath(), []byte(b.String()), 0o644)
 }
 
-// waitServing polls server i with `srvr` until it reports a Mode, its process
-// p exits, or ctx ends. It returns the mode.
+// waitServing polls server i with `srvr` until it reports a Mode (and its
+// secure port, if any, accepts connections), its process p exits, or ctx
+// ends. It returns the mode.
 func (c *Cluster) waitServing(ctx context.Context, i int, s *server, p *process) (string, error) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		mode, err := srvrMode(ctx, s.addr())
+		if err == nil && s.securePort != 0 {
+			// ZooKeeper binds the secure port after it starts serving on
+			// the plain one.
+			err = accepts(ctx, s.secureAddr())
+		}
 		if err == nil {
 			return mode, nil
 		}

@@ -27,6 +27,7 @@ type server struct {
 	id                                   int // ZooKeeper's myid: index+1
 	dir                                  string
 	clientPort, quorumPort, electionPort int
+	securePort                           int // 0 without Options.TLS
 
 	mu   sync.Mutex
 	proc *process // nil when not started, stopped or killed
