@@ -30,7 +30,7 @@ const closeBudget = 900 * time.Millisecond
 // Session is a ZooKeeper session that survives connection loss and replaces
 // itself after expiry. Its methods are safe for concurrent use.
 type Session struct {
-	zk        *zkclient.Client
+	zk        client // a *zkclient.Client, or a fake in recipe tests
 	chroot    string         // "" or an absolute path without trailing slash
 	acl       []zkclient.ACL // of the nodes the library creates (WithACL)
 	parentACL []zkclient.ACL // of the shared nodes recipes create (WithParentACL)
@@ -126,8 +126,9 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 	if o.authSet {
 		cfg.Auth = []zkclient.Auth{{Scheme: "digest", Payload: []byte(o.authUser + ":" + o.authPass)}}
 	}
-	s.zk, err = zkclient.Connect(ctx, cfg)
-	if err == nil {
+	var c *zkclient.Client
+	if c, err = zkclient.Connect(ctx, cfg); err == nil {
+		s.zk = c
 		err = awaitConnected(ctx, states)
 	}
 	if err == nil {
