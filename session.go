@@ -1,13 +1,3 @@
-// Package lighthouse gives Go services the ZooKeeper coordination recipes
-// that Java services get from Apache Curator: leader election, service
-// registration and discovery, and client-side balancing, over one
-// [Session] that handles connection loss and session expiry.
-//
-// A Session owns one ZooKeeper connection. One goroutine drains the client's
-// events and tracks the session's state; recipes hear about it from that
-// goroutine and rebuild themselves when the session expires. Everything a
-// recipe reports arrives on channels that carry the newest state and never
-// block the session.
 package lighthouse
 
 import (
