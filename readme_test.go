@@ -30,6 +30,7 @@ func TestREADMESnippetsCompile(t *testing.T) {
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -43,6 +44,7 @@ import (
 
 var (
 	_ = slog.Default
+	_ = errors.Is
 	_ = time.Second
 	_ = errgroup.Group{}
 	_ = lighthouse.Connect
