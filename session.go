@@ -189,6 +189,7 @@ func (s *Session) run(ctx context.Context) error {
 			}
 			switch ev.State {
 			case zkclient.StateConnected:
+				s.serverAddr.Store(&ev.Server) // before the event says so
 				switch {
 				case st.Connected && ev.SessionID == st.ID:
 				case ev.SessionID == st.ID:
@@ -205,7 +206,6 @@ func (s *Session) run(ctx context.Context) error {
 					s.live.granted.Store(int64(ev.Timeout))
 					publish(EventConnected, nil)
 				}
-				s.serverAddr.Store(&ev.Server)
 			case zkclient.StateDisconnected:
 				if st.Connected {
 					st.Connected = false
