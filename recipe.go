@@ -54,7 +54,7 @@ type loop struct {
 	// ErrClosed.
 	end func(why error)
 
-	watch [2]<-chan zkclient.WatchEvent // set by look; cleared when they fire
+	watch   [2]<-chan zkclient.WatchEvent // set by look; cleared when they fire
 	st      sessionState                  // the newest session state
 	started bool                          // the first look has succeeded
 	done    bool                          // set by look: the recipe is finished

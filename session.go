@@ -20,7 +20,7 @@ const closeBudget = 900 * time.Millisecond
 // Session is a ZooKeeper session that survives connection loss and replaces
 // itself after expiry. Its methods are safe for concurrent use.
 type Session struct {
-	zk        client // a *zkclient.Client, or a fake in recipe tests
+	zk        client         // a *zkclient.Client, or a fake in recipe tests
 	chroot    string         // "" or an absolute path without trailing slash
 	acl       []zkclient.ACL // of the nodes the library creates (WithACL)
 	parentACL []zkclient.ACL // of the shared nodes recipes create (WithParentACL)
