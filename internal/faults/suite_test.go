@@ -204,7 +204,7 @@ type trial struct {
 	pauses   []Span
 	cutoffs  []Span
 	injected map[string]int
-	began    []began // every fault, in the order they began
+	began    []began  // every fault, in the order they began
 	log      []string // what the harness did, for a failure's report
 }
 
