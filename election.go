@@ -251,6 +251,7 @@ type election struct {
 	cancel  context.CancelFunc
 	last    Leadership
 	names   map[string]string // node name -> participant ID, for Leader
+	m       electionMetrics
 }
 
 // join creates our node (the client's goroutines may block; called from run
@@ -389,6 +390,7 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 		case ev := <-e.pred:
 			e.pred = nil
 			e.s.stats.predWatches.Add(1)
+			e.m.predecessorGone(e, ev)
 			if ev.Type == zkclient.EventNodeDeleted && e.predLead && st.Connected && e.selfIntact() {
 				// Our predecessor led; nothing can have come in between, so
 				// we lead now, without another read.
@@ -544,6 +546,7 @@ func (e *election) publish(l Leadership) {
 		return
 	}
 	e.last = l
+	e.m.published(e, l)
 	e.out.Put(l)
 }
 

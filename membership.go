@@ -315,6 +315,7 @@ type follower struct {
 	retry  *backoff.ExponentialBackOff
 	timer  *time.Timer
 	retryC <-chan time.Time
+	m      memberMetrics
 }
 
 // follower returns a follower of service in the registry o chooses.
@@ -394,6 +395,7 @@ func (f *follower) sync(first bool) (changed bool, err error) {
 	changed = !f.ready || !slices.EqualFunc(set, f.sorted, func(a, b member) bool {
 		return a.ID == b.ID && a.czxid == b.czxid
 	})
+	f.m.synced(f, len(set), changed, f.ready)
 	f.ready = true
 	if changed {
 		f.sorted = set
