@@ -189,10 +189,10 @@ func makeMetrics(mp metric.MeterProvider) (*metrics, error) {
 	m.stateCount, err = meter.Int64Counter("lighthouse.session.state_changes", u("{event}"),
 		d("Changes of the session's state, by the state entered."))
 	check(err)
-	m.stateGauge, err = meter.Int64ObservableGauge("lighthouse.session.state", u("1"),
+	m.stateGauge, err = meter.Int64ObservableGauge("lighthouse.session.state", u("{state}"),
 		d("1 for the session's current state, 0 for the others."))
 	check(err)
-	m.leader, err = meter.Int64Gauge("lighthouse.election.leader", u("1"),
+	m.leader, err = meter.Int64Gauge("lighthouse.election.leader", u("{leader}"),
 		d("1 while the participant leads the election, 0 while it does not."))
 	check(err)
 	m.electionChanges, err = meter.Int64Counter("lighthouse.election.changes", u("{change}"),
