@@ -17,12 +17,9 @@ import (
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
 
-// Metrics. A Session records them through the OpenTelemetry metric API
-// (see WithMeterProvider); without an SDK installed they cost next to
-// nothing. The instruments, their units and attributes are listed in the
-// README's "Metrics" section. Attribute values are bounded: operation
-// names, result kinds, session states, and the paths, service names and IDs
-// the application chose; never node names with sequence numbers.
+// A Session records its metrics through the OpenTelemetry metric API. Its
+// instruments are made here, once per Session; recipes record through the
+// small helpers in metrics_recipes.go, the client through its Hooks.
 
 // MeterName is the name of the Meter a Session takes from its
 // MeterProvider (the instrumentation scope of its metrics).
@@ -30,8 +27,27 @@ const MeterName = "github.com/lighthouse-zk/lighthouse"
 
 // WithMeterProvider records the session's metrics through mp (default:
 // otel.GetMeterProvider(), the global provider, which records nothing until
-// the application installs one). The instruments are created once, in
-// Connect. A nil mp is ErrInvalidOption.
+// the application installs an SDK). The instruments are created once, in
+// Connect, under the meter MeterName. A nil mp is ErrInvalidOption.
+//
+// The instruments (the README's "Metrics" section tabulates them):
+// lighthouse.session.state, lighthouse.session.state_changes and
+// lighthouse.session.connects; lighthouse.op.duration (every ZooKeeper
+// request, by operation and result) and lighthouse.watch.fired;
+// lighthouse.election.leader, lighthouse.election.changes and
+// lighthouse.election.handover, per election path and participant ID;
+// lighthouse.members and lighthouse.members.changes per service; and
+// lighthouse.balancer.picks, lighthouse.balancer.errors and
+// lighthouse.balancer.excluded per service. Attribute values are bounded:
+// operation names, result kinds, states, and the paths, service names and
+// IDs the application chose, never node names with sequence numbers.
+//
+// The handover is measured by each participant on its own clock: from
+// learning that the leader is gone (its own leadership ended, or the node
+// of its predecessor, which led, was deleted) to knowing of a leader again
+// (it leads, or has read who does). Balancer.Pick adds to an atomic counter
+// that the SDK reads when it collects, so it stays lock-free and
+// allocation-free; with a noop.MeterProvider it does not even count.
 func WithMeterProvider(mp metric.MeterProvider) Option {
 	return func(o *options) { o.meterProvider, o.meterSet = mp, true }
 }
