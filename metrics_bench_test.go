@@ -3,6 +3,7 @@ package lighthouse
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +95,38 @@ func BenchmarkMetrics(b *testing.B) {
 		b.ReportAllocs()
 		interleave(b, block, "pick", pick(bOn), pick(bOff))
 	})
+	// From every P at once, with Random, whose Pick shares nothing between
+	// goroutines: the picks counter is then the only shared write.
+	b.Run("pick-parallel", func(b *testing.B) {
+		rOn, rOff := balancer2(b, on, ctx, Random()), balancer2(b, off, ctx, Random())
+		const block = 100
+		var onNs, offNs atomic.Int64
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var mine [2]time.Duration
+			i := 0
+			for pb.Next() {
+				for k := range 2 {
+					bal, col := rOn, 0
+					if (i+k)%2 == 1 {
+						bal, col = rOff, 1
+					}
+					t0 := time.Now()
+					for range block {
+						bal.Pick("")
+					}
+					mine[col] += time.Since(t0)
+				}
+				i++
+			}
+			onNs.Add(int64(mine[0]))
+			offNs.Add(int64(mine[1]))
+		})
+		ops := float64(b.N * block)
+		b.ReportMetric(float64(onNs.Load())/ops, "on-ns/pick")
+		b.ReportMetric(float64(offNs.Load())/ops, "off-ns/pick")
+		b.ReportMetric(float64(onNs.Load())/float64(offNs.Load()), "ratio")
+	})
 	// What recording one request costs alone: the part of "get" that the
 	// ratio above can hardly resolve.
 	b.Run("record-get", func(b *testing.B) {
@@ -102,4 +135,14 @@ func BenchmarkMetrics(b *testing.B) {
 			on.metrics.called(ctx, "get_data", 150*time.Microsecond, nil)
 		}
 	})
+}
+
+// balancer2 starts a balancer of "svc" on s with strategy, closed when b ends.
+func balancer2(b *testing.B, s *Session, ctx context.Context, strategy Strategy) *Balancer {
+	bal, err := s.Balancer(ctx, "svc", strategy)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { bal.Close() })
+	return bal
 }
