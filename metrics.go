@@ -200,7 +200,7 @@ func makeMetrics(mp metric.MeterProvider) (*metrics, error) {
 		d("Watch notifications received from ZooKeeper, by type."))
 	check(err)
 	m.attempts, err = meter.Int64Counter("lighthouse.session.connects", u("{attempt}"),
-		d("Attempts to reach a ZooKeeper server, by server and result (ok or other)."))
+		d("Attempts to reach a ZooKeeper server, by server and result (ok or error)."))
 	check(err)
 	m.stateCount, err = meter.Int64Counter("lighthouse.session.state_changes", u("{event}"),
 		d("Changes of the session's state, by the state entered."))
@@ -293,10 +293,7 @@ func (m *metrics) watched(typ zkclient.EventType) {
 func (m *metrics) attempted(server string, err error) {
 	result := "ok"
 	if err != nil {
-		result = "other"
-		if errors.Is(err, context.DeadlineExceeded) {
-			result = "deadline_exceeded"
-		}
+		result = "error" // refused, unresolvable, no answer in time: the log says which
 	}
 	host, port, _ := net.SplitHostPort(server)
 	p, _ := strconv.Atoi(port)
