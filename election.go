@@ -249,6 +249,7 @@ type election struct {
 	cancel  context.CancelFunc
 	last    Leadership
 	names   map[string]string // node name -> participant ID, for Leader
+	m       electionMetrics
 }
 
 // join creates our node (the client's goroutines may block; called from run
@@ -363,6 +364,7 @@ func (e *election) fired(i int, ev zkclient.WatchEvent) bool {
 		return false
 	}
 	e.s.stats.predWatches.Add(1)
+	e.m.predecessorGone(e, ev)
 	if ev.Type == zkclient.EventNodeDeleted && e.predLead && e.l.st.Connected && e.selfIntact() {
 		// Our predecessor led; nothing can have come in between, so we lead
 		// now, without another read.
@@ -521,6 +523,7 @@ func (e *election) publish(l Leadership) {
 		return
 	}
 	e.last = l
+	e.m.published(e, l)
 	e.out.Put(l)
 }
 

@@ -273,6 +273,7 @@ type memberSet struct {
 	cversion int32             // the service node's Cversion at the last read
 	pczxid   int64             // the service node's Czxid, 0 if it did not exist
 	sorted   []member          // the set last returned by sync
+	m        memberMetrics
 }
 
 // memberSet returns the member set of service in the registry o chooses.
@@ -333,6 +334,7 @@ func (f *memberSet) sync() (changed bool, err error) {
 	changed = !f.ready || !slices.EqualFunc(set, f.sorted, func(a, b member) bool {
 		return a.ID == b.ID && a.czxid == b.czxid
 	})
+	f.m.synced(f, len(set), changed, f.ready)
 	f.ready = true
 	if changed {
 		f.sorted = set

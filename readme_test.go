@@ -16,6 +16,9 @@ import (
 // declares functions (its first line of code starts with "func ") is kept
 // as top-level code, with testing, zktest and goleak imported, so the README
 // can show a user's test.
+//
+// Only fences that say exactly "go" are built: one that says "go nocompile"
+// shows code that needs modules this one does not require (an exporter).
 func TestREADMESnippetsCompile(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	if err != nil {

@@ -47,6 +47,8 @@ type Session struct {
 	// once: on the server it would look like the first one's node.
 	claims sync.Map // path -> struct{}
 
+	metrics *metrics
+
 	stats struct {
 		predWatches atomic.Int64 // election watches fired (for tests and benchmarks)
 	}
@@ -92,6 +94,7 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 		events:  actor.NewBroadcast(eventBuffer, false, markDropped),
 		closing: make(chan struct{}),
 		ended:   make(chan struct{}),
+		metrics: newMetrics(o.meterProvider, o.log),
 	}
 	s.acl, s.parentACL = o.nodeACLs()
 	s.live.init(o.sessionTimeout)
@@ -112,6 +115,7 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 		// Called on the client's owner goroutine: hand the event to our
 		// loop and return.
 		OnEvent: func(ev zkclient.Event) { s.inbox.Put(ev) },
+		Hooks:   s.metrics.hooks(),
 	}
 	if o.authSet {
 		cfg.Auth = []zkclient.Auth{{Scheme: "digest", Payload: []byte(o.authUser + ":" + o.authPass)}}
@@ -317,6 +321,7 @@ func (s *Session) Close() error {
 		s.emit(Event{Type: EventClosed, SessionID: id})
 		s.state.Close()
 		s.events.Close()
+		s.metrics.close()
 	})
 	return nil
 }
