@@ -785,3 +785,189 @@ func TestFakeBarrierLostCreateReply(t *testing.T) {
 		t.Fatal("p1's node is not its session's")
 	}
 }
+
+func TestFakeElectFollowerNodeDeletedRejoinsAtTheBack(t *testing.T) {
+	z := newFakeZK()
+	a, b, c := newFakeSession(t, z), newFakeSession(t, z), newFakeSession(t, z)
+	cha, _ := fakeElect(t, a, "/e", "a")
+	until(t, cha, "a leads", isLeader)
+	chb, _ := fakeElect(t, b, "/e", "b")
+	until(t, chb, "b follows", func(l Leadership) bool { return !l.IsLeader })
+	bNode, _ := onlyOwned(t, z, "/e", b.zk.SessionID())
+	chc, cancelC := fakeElect(t, c, "/e", "c")
+	until(t, chc, "c follows", func(l Leadership) bool { return !l.IsLeader })
+
+	if err := z.admin().Delete(context.Background(), "/e/"+bNode, -1); err != nil {
+		t.Fatal(err)
+	}
+	// b joins again behind c: when a and then c leave, b leads last.
+	deadline := time.Now().Add(fakeWait)
+	for {
+		names := electionNodes(z.Children("/e"))
+		if len(names) == 3 && z.owner("/e/"+names[2]) == b.zk.SessionID() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("queue after b's node was deleted: %v", names)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	quietFor(t, cha, 10*time.Millisecond, "the leader")
+	a.Close()
+	until(t, chc, "c leads", isLeader)
+	cancelC()
+	until(t, chb, "b leads", isLeader)
+}
+
+func TestFakeElectLeaderAndFollowerDeletedTogether(t *testing.T) {
+	// The follower's predecessor and its own node go in one transaction: it
+	// must not lead on its deleted node, however the two watches are read.
+	for _, order := range []string{"leader first", "follower first"} {
+		t.Run(order, func(t *testing.T) {
+			z := newFakeZK()
+			a, b := newFakeSession(t, z), newFakeSession(t, z)
+			cha, _ := fakeElect(t, a, "/e", "a")
+			until(t, cha, "a leads", isLeader)
+			chb, _ := fakeElect(t, b, "/e", "b")
+			until(t, chb, "b follows", func(l Leadership) bool { return !l.IsLeader })
+			q := electionNodes(z.Children("/e"))
+			ops := []zkclient.Op{zkclient.DeleteOp("/e/"+q[0], -1), zkclient.DeleteOp("/e/"+q[1], -1)}
+			if order == "follower first" {
+				ops[0], ops[1] = ops[1], ops[0]
+			}
+			if _, err := z.admin().Multi(context.Background(), ops...); err != nil {
+				t.Fatal(err)
+			}
+			// Both rejoin; whoever leads, leads on a node that exists.
+			deadline := time.Now().Add(fakeWait)
+			for {
+				names := electionNodes(z.Children("/e"))
+				if len(names) == 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("queue after both were deleted: %v", names)
+				}
+				time.Sleep(time.Millisecond)
+			}
+			time.Sleep(10 * time.Millisecond)
+			// Leading on the deleted node would show as a grant revoked
+			// when its deletion is noticed; leading on its new node is fine.
+			for e := range drain(b.events) {
+				if e.Type == EventRevoked {
+					t.Fatalf("b: %v: it led on its deleted node", e)
+				}
+			}
+			var last Leadership
+			for l := range drain(chb) {
+				last = l
+			}
+			if _, st := onlyOwned(t, z, "/e", b.zk.SessionID()); last.IsLeader && last.Token != st.Czxid {
+				t.Fatalf("b leads with token %d, its node has czxid %d", last.Token, st.Czxid)
+			}
+		})
+	}
+}
+
+// drain yields the values ch holds now.
+func drain[T any](ch <-chan T) func(func(T) bool) {
+	return func(yield func(T) bool) {
+		for {
+			select {
+			case v, ok := <-ch:
+				if !ok || !yield(v) {
+					return
+				}
+			default:
+				return
+			}
+		}
+	}
+}
+
+// onlyOwned returns the one child of path owned by session id.
+func onlyOwned(t testing.TB, z *fakeZK, path string, id int64) (string, zkclient.Stat) {
+	t.Helper()
+	for _, n := range z.Children(path) {
+		if _, st, _ := z.Node(joinPath(path, n)); st.EphemeralOwner == id {
+			return n, st
+		}
+	}
+	t.Fatalf("no child of %s owned by 0x%x", path, id)
+	return "", zkclient.Stat{}
+}
+
+func TestFakeElectLeaveWhileDisconnectedDeletesOnReconnect(t *testing.T) {
+	z := newFakeZK()
+	a, b := newFakeSession(t, z), newFakeSession(t, z)
+	cha, cancelA := fakeElect(t, a, "/e", "a")
+	until(t, cha, "a leads", isLeader)
+	chb, _ := fakeElect(t, b, "/e", "b")
+	until(t, chb, "b follows", func(l Leadership) bool { return !l.IsLeader })
+
+	a.zk.Disconnect()
+	cancelA()
+	closedWithin(t, cha, "a after cancel")
+	if len(z.Children("/e")) != 2 {
+		t.Fatal("a's node deleted while disconnected?")
+	}
+	quietFor(t, chb, 20*time.Millisecond, "b while a's node stays")
+	a.zk.Reconnect() // a's node is deleted now, not at its session's end
+	until(t, chb, "b leads", isLeader)
+}
+
+func TestFakeRegisterCloseWhileDisconnected(t *testing.T) {
+	z := newFakeZK()
+	fs := newFakeSession(t, z)
+	r := fakeRegister(t, fs, "svc", "a")
+	fs.zk.Disconnect()
+	r.Close()
+	if _, _, ok := z.Node("/services/svc/a"); !ok {
+		t.Fatal("node deleted while disconnected?")
+	}
+	fs.zk.Reconnect()
+	deadline := time.Now().Add(fakeWait)
+	for {
+		if _, _, ok := z.Node("/services/svc/a"); !ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("node not deleted on reconnect after Close")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	// The ID is free for a new registration on the same session.
+	fakeRegister(t, fs, "svc", "a")
+}
+
+func TestFakeMembersServiceRemovedAndCreatedAgain(t *testing.T) {
+	z := newFakeZK()
+	w, r := newFakeSession(t, z), newFakeSession(t, z)
+	ch := fakeMembers(t, w, "svc")
+	a := fakeRegister(t, r, "svc", "a")
+	awaitIDs(t, ch, fakeWait, "a")
+	a.Close()
+	awaitIDs(t, ch, fakeWait)
+	// The server removes the empty container; the watcher follows its
+	// return.
+	if err := z.admin().Delete(context.Background(), "/services/svc", -1); err != nil {
+		t.Fatal(err)
+	}
+	fakeRegister(t, r, "svc", "b")
+	awaitIDs(t, ch, fakeWait, "b")
+}
+
+func TestFakeBarrierSessionClosedWhileWaiting(t *testing.T) {
+	z := newFakeZK()
+	s1 := newFakeSession(t, z)
+	b1 := fakeBarrier(t, s1, "/b", 2, "p1")
+	e1 := enter(b1)
+	z.awaitNode(t, "/b/p1")
+	s1.Close()
+	if err := recv(t, e1, "p1 after Close"); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Enter when the session closed: %v, want ErrClosed", err)
+	}
+	if _, _, ok := z.Node("/b/p1"); ok {
+		t.Fatal("node outlived the closed session")
+	}
+}
