@@ -69,15 +69,17 @@ type fakeClient struct {
 	timeout time.Duration
 	onEvent func(zkclient.Event) // the session's events, as zkclient.Config.OnEvent
 	heard   func()               // called on every reply (liveness)
+	settled func()               // waits until the session has taken in the events so far
 
 	// Guarded by z.mu.
-	id        int64 // 0 before the first session and after Close
-	connected bool
-	closed    bool
-	watches   [3]map[string][]chan zkclient.WatchEvent
-	pending   []fakePending // watches fired while disconnected, delivered on reconnect
-	faults    []*fakeFault
-	calls     map[string]int // calls that reached the server, by op
+	id         int64 // 0 before the first session and after Close
+	connected  bool
+	closed     bool
+	watches    [3]map[string][]chan zkclient.WatchEvent
+	pending    []fakePending // watches fired while disconnected, delivered on reconnect
+	faults     []*fakeFault
+	calls      map[string]int // calls that reached the server, by op
+	reconnects int            // how many times the session came back
 }
 
 type fakePending struct {
@@ -91,6 +93,7 @@ type fakeFault struct {
 	n    int
 	err  error
 	lose bool // apply the op, then drop the connection before the reply
+	blip bool // and reconnect before the reply is given up for lost
 }
 
 var _ client = (*fakeClient)(nil)
@@ -151,10 +154,15 @@ func (c *fakeClient) disconnect() {
 func (c *fakeClient) Reconnect() {
 	c.z.mu.Lock()
 	defer c.z.mu.Unlock()
+	c.reconnect()
+}
+
+func (c *fakeClient) reconnect() {
 	if c.connected || c.closed {
 		return
 	}
 	c.connected = true
+	c.reconnects++
 	for _, p := range c.pending {
 		p.ch <- p.ev
 		close(p.ch)
@@ -201,6 +209,15 @@ func (c *fakeClient) LoseNextReply(op string) {
 	c.z.mu.Lock()
 	defer c.z.mu.Unlock()
 	c.faults = append(c.faults, &fakeFault{op: op, n: 1, lose: true})
+}
+
+// BlipNextReply is LoseNextReply with the connection back, same session,
+// by the time the call fails: the caller's session has seen the connection
+// drop and come back while the call was in flight.
+func (c *fakeClient) BlipNextReply(op string) {
+	c.z.mu.Lock()
+	defer c.z.mu.Unlock()
+	c.faults = append(c.faults, &fakeFault{op: op, n: 1, lose: true, blip: true})
 }
 
 // Calls returns how many calls of op reached the server.
@@ -254,6 +271,12 @@ func (c *fakeClient) do(ctx context.Context, op string, apply func() error) erro
 		}
 		c.z.apply(apply)
 		c.disconnect()
+		if f.blip {
+			c.reconnect()
+			if c.settled != nil {
+				c.settled()
+			}
+		}
 		return zkclient.ErrConnectionLoss
 	}
 	if c.heard != nil {
@@ -814,6 +837,28 @@ func newFakeSession(t testing.TB, z *fakeZK, opts ...Option) *fakeSession {
 	fs := &fakeSession{Session: s, zk: c}
 	ctx, cancel := context.WithCancel(context.Background())
 	fs.events = s.Events(ctx)
+	reconnected := s.Events(ctx)
+	seen := 0
+	c.settled = func() {
+		// Called with the fake locked, after a reconnect: wait until the
+		// session's goroutine has published it.
+		for e := range reconnected {
+			if e.Type == EventReconnected {
+				if seen++; seen == c.reconnects {
+					break
+				}
+			}
+		}
+		for {
+			states, unsubscribe := s.state.Subscribe()
+			st := <-states
+			unsubscribe()
+			if st.Connected {
+				return
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
 	states, unsubscribe := s.state.Subscribe()
 	defer unsubscribe()
 	s.loop = actor.Start(context.Background(), s.run)
