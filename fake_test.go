@@ -70,6 +70,7 @@ type fakeClient struct {
 	onEvent func(zkclient.Event) // the session's events, as zkclient.Config.OnEvent
 	heard   func()               // called on every reply (liveness)
 	settled func()               // waits until the session has taken in the events so far
+	closing func()               // if set, called as Close starts, before the session's nodes go
 
 	// Guarded by z.mu.
 	id         int64 // 0 before the first session and after Close
@@ -179,13 +180,33 @@ func (c *fakeClient) reconnect() {
 func (c *fakeClient) Expire() {
 	c.z.mu.Lock()
 	defer c.z.mu.Unlock()
+	c.expire(true)
+}
+
+// ExpireLeavingEphemerals is Expire with the server late to delete the old
+// session's ephemeral nodes: they go when the returned function is called.
+func (c *fakeClient) ExpireLeavingEphemerals() (deleteThem func()) {
+	c.z.mu.Lock()
+	defer c.z.mu.Unlock()
+	old := c.id
+	c.expire(false)
+	return func() {
+		c.z.mu.Lock()
+		defer c.z.mu.Unlock()
+		c.z.endSession(old)
+	}
+}
+
+func (c *fakeClient) expire(ephemerals bool) {
 	if c.closed {
 		return
 	}
 	old := c.id
 	c.disconnect()
 	c.loseWatches(zkclient.ErrSessionExpired)
-	c.z.endSession(old)
+	if ephemerals {
+		c.z.endSession(old)
+	}
 	c.id = 0
 	c.event(zkclient.Event{State: zkclient.StateExpired, Err: zkclient.ErrSessionExpired})
 	c.z.sessions++
@@ -763,6 +784,9 @@ func (c *fakeClient) Close(ctx context.Context) error {
 	defer c.z.mu.Unlock()
 	if c.closed {
 		return nil
+	}
+	if c.closing != nil {
+		c.closing()
 	}
 	c.z.endSession(c.id)
 	c.loseWatches(zkclient.ErrClosed)

@@ -989,3 +989,79 @@ func TestFakeReconnectDuringALookEndsTheRetryWait(t *testing.T) {
 		t.Fatalf("joined %v after the connection came back; the first retry waits 25-75 ms", d)
 	}
 }
+
+func TestFakeRegisterWaitsForTheNodeOfItsExpiredSession(t *testing.T) {
+	z := newFakeZK()
+	fs := newFakeSession(t, z)
+	fakeRegister(t, fs, "svc", "a")
+	fs.await(t, EventRegistered)
+	old := fs.zk.SessionID()
+
+	deleteThem := fs.zk.ExpireLeavingEphemerals()
+	fs.await(t, EventConnected)
+	time.Sleep(10 * time.Millisecond)
+	if z.owner("/services/svc/a") != old {
+		t.Fatal("the expired session's node was touched")
+	}
+	for e := range drain(fs.events) {
+		if e.Type == EventError && errors.Is(e.Err, ErrIDTaken) {
+			t.Fatalf("%v: its own old node taken for another's", e)
+		}
+	}
+	deleteThem()
+	e := fs.await(t, EventRegistered)
+	if e.SessionID != fs.zk.SessionID() || z.owner("/services/svc/a") != fs.zk.SessionID() {
+		t.Fatalf("registered %v; node owner 0x%x", e, z.owner("/services/svc/a"))
+	}
+}
+
+func TestFakeElectCloseRevokesBeforeTheNodeGoes(t *testing.T) {
+	z := newFakeZK()
+	a, b := newFakeSession(t, z), newFakeSession(t, z)
+	cha, _ := fakeElect(t, a, "/e", "a")
+	la := until(t, cha, "a leads", isLeader)
+	chb, _ := fakeElect(t, b, "/e", "b")
+	until(t, chb, "b follows", func(l Leadership) bool { return !l.IsLeader })
+	stillLed := make(chan bool, 1)
+	a.zk.closing = func() { stillLed <- la.Context.Err() == nil }
+	a.Close()
+	if recv(t, stillLed, "close") {
+		t.Fatal("a's node went while its leadership's context was not done")
+	}
+	until(t, chb, "b leads", isLeader)
+	closedWithin(t, cha, "a after Close")
+}
+
+func TestFakeBarrierExpiryAfterLeavingKeepsWaiting(t *testing.T) {
+	z := newFakeZK()
+	s1, s2 := newFakeSession(t, z), newFakeSession(t, z)
+	b1, b2 := fakeBarrier(t, s1, "/b", 2, "p1"), fakeBarrier(t, s2, "/b", 2, "p2")
+	e1 := enter(b1)
+	if err := recv(t, enter(b2), "p2 enters"); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, e1, "p1 enters"); err != nil {
+		t.Fatal(err)
+	}
+	// p2 (not the lowest) deletes its node and waits for p1; its session
+	// expiring then changes nothing.
+	l2 := leave(b2)
+	deadline := time.Now().Add(fakeWait)
+	for _, _, ok := z.Node("/b/p2"); ok; _, _, ok = z.Node("/b/p2") {
+		if time.Now().After(deadline) {
+			t.Fatal("p2's node not deleted by Leave")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s2.zk.Expire()
+	quietFor(t, l2, 20*time.Millisecond, "p2 leaving while p1 is in")
+	if err := recv(t, leave(b1), "p1 leaves"); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, l2, "p2 leaves"); err != nil {
+		t.Fatalf("Leave after an expiry once its node was gone: %v", err)
+	}
+	if got := z.Children("/b"); len(got) != 0 {
+		t.Fatalf("children after leaving: %v", got)
+	}
+}
