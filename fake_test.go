@@ -21,13 +21,17 @@ import (
 // fakeZK is an in-memory ZooKeeper ensemble for recipe tests: one node tree
 // shared by the fakeClients of a test, with ZooKeeper's stats, sequential
 // names, ephemeral nodes, one-shot watches and atomic multis. It starts no
-// goroutine: every call and every fault runs on its caller's goroutine, with
-// the tree locked, so tests are deterministic and take microseconds.
+// goroutine: every call and every fault runs on its caller's goroutine with
+// the tree locked, and a fault's watch events and session events are out
+// before it returns, so a test's steps happen in its order and take
+// microseconds.
 //
 // It leaves out what the recipes do not need: ACLs are stored but not
-// checked, containers and TTL nodes behave as persistent ones, there is no
-// chroot, and persistent watches (AddWatch) are not part of the client
-// interface.
+// checked, containers and TTL nodes behave as persistent ones (a test
+// deletes an empty container itself), there is no chroot, and persistent
+// watches (AddWatch) are not part of the client interface. One difference
+// from zkclient: a call made while disconnected fails at once with
+// ErrConnectionLoss, where zkclient waits for the connection or ctx.
 type fakeZK struct {
 	mu       sync.Mutex
 	zxid     int64
