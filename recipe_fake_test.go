@@ -1061,3 +1061,41 @@ func TestFakeBarrierExpiryAfterLeavingKeepsWaiting(t *testing.T) {
 		t.Fatalf("children after leaving: %v", got)
 	}
 }
+
+func TestFakeGuardedWrites(t *testing.T) {
+	z := newFakeZK()
+	fs := newFakeSession(t, z)
+	mustCreate(t, z.admin(), "/data", []byte("0"), zkclient.Persistent)
+	ch, _ := fakeElect(t, fs, "/e", "a")
+	l1 := until(t, ch, "leads", isLeader)
+	ctx := context.Background()
+	if _, err := fs.Txn(ctx, l1.Guard(), SetOp("/data", []byte("1"), AnyVersion)); err != nil {
+		t.Fatalf("guarded write while leading: %v", err)
+	}
+	// A guard names the node, not the grant: after a suspension the same
+	// node leads again, and the first grant's guard still holds.
+	fs.zk.Disconnect()
+	until(t, ch, "revoked", func(l Leadership) bool { return !l.IsLeader })
+	fs.zk.Reconnect()
+	l2 := until(t, ch, "leads again", isLeader)
+	if _, err := fs.Txn(ctx, l1.Guard(), SetOp("/data", []byte("2"), AnyVersion)); err != nil {
+		t.Fatalf("guard of the same node after a reconnect: %v", err)
+	}
+	// The node goes: every guard of it fails, and nothing is applied.
+	node, _ := onlyNode(t, z, "/e")
+	if err := z.admin().Delete(ctx, "/e/"+node, -1); err != nil {
+		t.Fatal(err)
+	}
+	_, err := fs.Txn(ctx, l2.Guard(), SetOp("/data", []byte("3"), AnyVersion))
+	if !errors.Is(err, ErrNotLeader) {
+		t.Fatalf("guarded write after the node went: %v, want ErrNotLeader", err)
+	}
+	if data, _, _ := z.Node("/data"); string(data) != "2" {
+		t.Fatalf("data %q after a failed guard", data)
+	}
+	// A follower's guard fails before any round trip.
+	calls := fs.zk.Calls("multi")
+	if _, err := fs.Txn(ctx, (Leadership{}).Guard()); !errors.Is(err, ErrNotLeader) || fs.zk.Calls("multi") != calls {
+		t.Fatalf("a non-leader's guard: %v (multis %d -> %d)", err, calls, fs.zk.Calls("multi"))
+	}
+}
