@@ -1099,3 +1099,55 @@ func TestFakeGuardedWrites(t *testing.T) {
 		t.Fatalf("a non-leader's guard: %v (multis %d -> %d)", err, calls, fs.zk.Calls("multi"))
 	}
 }
+
+// Lost create replies across an expiry whose ephemeral nodes the server has
+// not yet deleted (the case Register handles with errWaiting). Remove the
+// Skip to see each.
+
+func TestFakeElectLostCreateThenExpiryDoesNotAdoptTheOldSessionsNode(t *testing.T) {
+	t.Skip("known: election.findPending adopts a node of the expired session and leads on it until the server deletes it")
+	z := newFakeZK()
+	mustCreate(t, z.admin(), "/e", nil, zkclient.Persistent)
+	fs := newFakeSession(t, z)
+	fs.zk.LoseNextReply("create")
+	done := make(chan (<-chan Leadership), 1)
+	go func() {
+		ch, _ := fs.Elect(context.Background(), "/e", WithID("a"))
+		done <- ch
+	}()
+	fs.await(t, EventSuspended)
+	deleteThem := fs.zk.ExpireLeavingEphemerals()
+	defer deleteThem()
+	l := until(t, recv(t, done, "Elect"), "leads", isLeader)
+	if name, st := onlyOwned(t, z, "/e", fs.zk.SessionID()); st.Czxid != l.Token {
+		t.Fatalf("leads with token %d; its session's node %s has czxid %d", l.Token, name, st.Czxid)
+	}
+}
+
+func TestFakeBarrierLostCreateThenExpiryIsNotIDTaken(t *testing.T) {
+	t.Skip("known: Barrier.create takes the expired session's own node for another participant's (ErrIDTaken)")
+	z := newFakeZK()
+	s1 := newFakeSession(t, z)
+	b1 := fakeBarrier(t, s1, "/b", 2, "p1")
+	s1.zk.LoseNextReply("create")
+	e1 := enter(b1)
+	s1.await(t, EventSuspended)
+	deleteThem := s1.zk.ExpireLeavingEphemerals()
+	select {
+	case err := <-e1:
+		t.Fatalf("Enter: %v; want it to wait for its old node to go", err)
+	case <-time.After(30 * time.Millisecond):
+	}
+	deleteThem()
+	z.awaitNode(t, "/b/p1")
+	if z.owner("/b/p1") != s1.zk.SessionID() {
+		t.Fatal("p1's node is not its new session's")
+	}
+	b2 := fakeBarrier(t, newFakeSession(t, z), "/b", 2, "p2")
+	if err := recv(t, enter(b2), "p2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := recv(t, e1, "p1"); err != nil {
+		t.Fatal(err)
+	}
+}
