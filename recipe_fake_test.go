@@ -1151,3 +1151,81 @@ func TestFakeBarrierLostCreateThenExpiryIsNotIDTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestFakeLeadRunsFnPerGrant(t *testing.T) {
+	z := newFakeZK()
+	fs := newFakeSession(t, z)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	type call struct {
+		token int64
+		ended chan struct{} // closed to let fn return
+	}
+	calls := make(chan call)
+	fnCtxs := make(chan context.Context, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- fs.Lead(ctx, "/e", func(ctx context.Context, l Leadership) error {
+			c := call{l.Token, make(chan struct{})}
+			fnCtxs <- ctx
+			calls <- c
+			<-c.ended
+			return ctx.Err()
+		}, WithID("a"))
+	}()
+	first := recv(t, calls, "fn")
+	fnCtx := recv(t, fnCtxs, "fn's ctx")
+
+	// A suspension cancels fn's ctx; fn returns; the same node leads again
+	// on reconnect and fn runs again, with the same token.
+	fs.zk.Disconnect()
+	select {
+	case <-fnCtx.Done():
+	case <-time.After(fakeWait):
+		t.Fatal("fn's ctx not cancelled on suspension")
+	}
+	close(first.ended)
+	fs.zk.Reconnect()
+	second := recv(t, calls, "fn again")
+	if second.token != first.token {
+		t.Fatalf("token %d after reconnect, want %d", second.token, first.token)
+	}
+
+	// Leaving: the node stays until fn has returned.
+	cancel()
+	<-recv(t, fnCtxs, "fn's ctx").Done()
+	time.Sleep(5 * time.Millisecond)
+	if len(z.Children("/e")) != 1 {
+		t.Fatal("node deleted while fn still runs")
+	}
+	close(second.ended)
+	if err := recv(t, done, "Lead"); err != nil {
+		t.Fatalf("Lead: %v", err)
+	}
+	if names := z.Children("/e"); len(names) != 0 {
+		t.Fatalf("node left behind: %v", names)
+	}
+}
+
+// A registration whose ID another session took (it waits for that node to
+// go) still counts the node as its own: Close deletes the other session's
+// node.
+func TestFakeRegisterCloseWhileIDTakenLeavesTheOtherNode(t *testing.T) {
+	t.Skip("known: registration.leave deletes the node at its path with AnyVersion though another session owns it now")
+	z := newFakeZK()
+	fs := newFakeSession(t, z)
+	r := fakeRegister(t, fs, "svc", "a")
+	other := z.admin()
+	_, err := other.Multi(context.Background(),
+		zkclient.DeleteOp("/services/svc/a", -1),
+		zkclient.CreateOp("/services/svc/a", nil, zkclient.WorldACL(zkclient.PermAll), zkclient.Ephemeral))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs.await(t, EventError)
+	r.Close()
+	time.Sleep(5 * time.Millisecond)
+	if z.owner("/services/svc/a") != other.SessionID() {
+		t.Fatal("Close deleted the node of the session that holds the ID")
+	}
+}
