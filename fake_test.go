@@ -154,8 +154,8 @@ func (c *fakeClient) disconnect() {
 	}
 }
 
-// Reconnect restores the connection with the same session; the watches
-// that fired while it was down are delivered first.
+// Reconnect restores the connection with the same session; then the
+// watches that fired while it was down are delivered.
 func (c *fakeClient) Reconnect() {
 	c.z.mu.Lock()
 	defer c.z.mu.Unlock()
@@ -168,12 +168,14 @@ func (c *fakeClient) reconnect() {
 	}
 	c.connected = true
 	c.reconnects++
+	// As zkclient: the session is back, then setWatches brings the events
+	// the watches missed.
+	c.event(zkclient.Event{State: zkclient.StateConnected, SessionID: c.id, Timeout: c.timeout, Server: "fake:2181"})
 	for _, p := range c.pending {
 		p.ch <- p.ev
 		close(p.ch)
 	}
 	c.pending = nil
-	c.event(zkclient.Event{State: zkclient.StateConnected, SessionID: c.id, Timeout: c.timeout, Server: "fake:2181"})
 }
 
 // Expire ends the session as the server does: every watch of the client
