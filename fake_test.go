@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"maps"
-	"net"
 	"reflect"
 	"slices"
 	"strings"
@@ -842,26 +840,14 @@ type fakeSession struct {
 // events, as it does those of zkclient. It is closed when the test ends.
 func newFakeSession(t testing.TB, z *fakeZK, opts ...Option) *fakeSession {
 	t.Helper()
-	o := options{sessionTimeout: DefaultSessionTimeout, log: slog.New(slog.DiscardHandler)}
-	o.dial = (&net.Dialer{}).DialContext // never used: the fake does not dial
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if err := o.validate(); err != nil {
+	o, err := newOptions(opts)
+	if err != nil {
 		t.Fatal(err)
 	}
 	c := z.newClient()
 	c.timeout = o.sessionTimeout
-	s := &Session{
-		zk:      c,
-		log:     o.log,
-		state:   actor.NewBroadcast[sessionState](1, true, nil),
-		events:  actor.NewBroadcast(eventBuffer, false, markDropped),
-		closing: make(chan struct{}),
-		ended:   make(chan struct{}),
-	}
-	s.acl, s.parentACL = o.nodeACLs()
-	s.live.init(o.sessionTimeout)
+	s := newSession(o, "")
+	s.zk = c
 	c.onEvent = func(ev zkclient.Event) { s.inbox.Put(ev) }
 	c.heard = func() { s.live.lastHeard.Store(int64(time.Since(s.live.born))) }
 	fs := &fakeSession{Session: s, zk: c}

@@ -103,6 +103,16 @@ func WithTLS(config *tls.Config) Option {
 	return func(o *options) { o.tls = config }
 }
 
+// newOptions applies opts to the defaults and validates the result.
+func newOptions(opts []Option) (options, error) {
+	o := options{sessionTimeout: DefaultSessionTimeout, log: slog.New(slog.DiscardHandler)}
+	o.dial = (&net.Dialer{}).DialContext
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o, o.validate()
+}
+
 func (o *options) validate() error {
 	if o.sessionTimeout <= 0 {
 		return fmt.Errorf("%w: session timeout %v is not positive", ErrInvalidOption, o.sessionTimeout)

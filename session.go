@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -75,29 +74,15 @@ type sessionState struct {
 // With a chroot every path the Session takes or returns is relative to it;
 // the chroot node must exist (ErrNoNode, naming it, if it does not).
 func Connect(ctx context.Context, connectString string, opts ...Option) (*Session, error) {
-	o := options{sessionTimeout: DefaultSessionTimeout, log: slog.New(slog.DiscardHandler)}
-	o.dial = (&net.Dialer{}).DialContext
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if err := o.validate(); err != nil {
+	o, err := newOptions(opts)
+	if err != nil {
 		return nil, opError("connect", connectString, err)
 	}
 	hosts, chroot, err := parseConnectString(connectString)
 	if err != nil {
 		return nil, opError("connect", connectString, err)
 	}
-	s := &Session{
-		chroot:  chroot,
-		log:     o.log,
-		state:   actor.NewBroadcast[sessionState](1, true, nil),
-		events:  actor.NewBroadcast(eventBuffer, false, markDropped),
-		closing: make(chan struct{}),
-		ended:   make(chan struct{}),
-		metrics: newMetrics(o.meterProvider, o.log),
-	}
-	s.acl, s.parentACL = o.nodeACLs()
-	s.live.init(o.sessionTimeout)
+	s := newSession(o, chroot)
 
 	// Subscribe before anything can happen, so Connect sees the first state.
 	states, unsubscribe := s.state.Subscribe()
@@ -133,6 +118,23 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 		return nil, opError("connect", connectString, mapErr(err))
 	}
 	return s, nil
+}
+
+// newSession makes a Session without a client: Connect gives it one,
+// recipe tests a fake.
+func newSession(o options, chroot string) *Session {
+	s := &Session{
+		chroot:  chroot,
+		log:     o.log,
+		state:   actor.NewBroadcast[sessionState](1, true, nil),
+		events:  actor.NewBroadcast(eventBuffer, false, markDropped),
+		closing: make(chan struct{}),
+		ended:   make(chan struct{}),
+		metrics: newMetrics(o.meterProvider, o.log),
+	}
+	s.acl, s.parentACL = o.nodeACLs()
+	s.live.init(o.sessionTimeout)
+	return s
 }
 
 // awaitConnected waits until run has published the first session, so that
