@@ -286,12 +286,23 @@ func (e *election) findPending() (bool, error) {
 	}
 	prefix := protectedPrefix + e.guid + "-"
 	for _, c := range children {
-		if strings.HasPrefix(c, prefix) {
-			return true, e.adopt(c)
+		if !strings.HasPrefix(c, prefix) {
+			continue
 		}
+		err := e.adopt(c)
+		if errors.Is(err, errNotOurs) {
+			// Made, but by a session that has ended since: the server
+			// deletes it with that session. Create our own anew.
+			e.guid = newUUID()
+			return false, nil
+		}
+		return true, err
 	}
 	return false, nil
 }
+
+// errNotOurs: the node belongs to another session than the current one.
+var errNotOurs = errors.New("node of another session")
 
 // adopt makes name our node, reads its creation zxid (the token) and
 // watches it, so that we learn at once if someone else deletes it.
@@ -299,6 +310,9 @@ func (e *election) adopt(name string) error {
 	st, ch, err := e.s.zk.ExistsW(bg, joinPath(e.path, name))
 	if err == nil && st == nil {
 		err = zkclient.ErrNoNode
+	}
+	if err == nil && st.EphemeralOwner != e.l.st.ID {
+		return errNotOurs
 	}
 	if err != nil {
 		e.orphans = append(e.orphans, name)
@@ -406,7 +420,7 @@ func (e *election) check(st sessionState) error {
 	}
 	if e.l.watch[watchSelf] == nil { // re-arm the watch on our node (its data changed)
 		if err := e.adopt(e.node); err != nil {
-			if errors.Is(err, zkclient.ErrNoNode) {
+			if errors.Is(err, zkclient.ErrNoNode) || errors.Is(err, errNotOurs) {
 				e.drop()
 				return e.check(st)
 			}
