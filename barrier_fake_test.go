@@ -160,10 +160,9 @@ func TestFakeBarrierExpiryAfterLeavingKeepsWaiting(t *testing.T) {
 }
 
 // A lost create reply across an expiry whose ephemeral nodes the server has
-// not yet deleted (the case Register handles with errWaiting). Remove the
-// Skip to see it.
+// not yet deleted (the case Register handles with errWaiting): the node is
+// this participant's own, not another's (ErrIDTaken).
 func TestFakeBarrierLostCreateThenExpiryIsNotIDTaken(t *testing.T) {
-	t.Skip("known: Barrier.create takes the expired session's own node for another participant's (ErrIDTaken)")
 	z := newFakeZK()
 	s1 := newFakeSession(t, z)
 	b1 := fakeBarrier(t, s1, "/b", 2, "p1")
