@@ -56,7 +56,8 @@ type Session struct {
 // sessionState is what the session's goroutine tells recipes. Recipes get
 // only the newest one.
 type sessionState struct {
-	Connected bool  // a session is established and the connection is up
+	Gen       uint64 // counts changes: a recipe that sees only the newest state learns that others came between
+	Connected bool   // a session is established and the connection is up
 	ID        int64 // the current session (kept while Suspended, 0 once expired)
 	Closed    bool
 }
@@ -181,6 +182,7 @@ func (s *Session) run(ctx context.Context) error {
 	// subscription made after Connect sees only later events.
 	publish := func(typ EventType, err error) {
 		s.emit(Event{Type: typ, SessionID: st.ID, Err: err})
+		st.Gen++
 		s.state.Publish(st)
 	}
 	for {
@@ -206,6 +208,7 @@ func (s *Session) run(ctx context.Context) error {
 						id := st.ID
 						st.ID, st.Connected = 0, false
 						s.emit(Event{Type: EventExpired, SessionID: id, Err: ErrSessionExpired})
+						st.Gen++
 						s.state.Publish(st)
 					}
 					st.ID, st.Connected = ev.SessionID, true
@@ -222,6 +225,7 @@ func (s *Session) run(ctx context.Context) error {
 					id := st.ID
 					st.ID, st.Connected = 0, false
 					s.emit(Event{Type: EventExpired, SessionID: id, Err: ErrSessionExpired})
+					st.Gen++
 					s.state.Publish(st)
 				}
 			case zkclient.StateAuthFailed:
@@ -230,6 +234,7 @@ func (s *Session) run(ctx context.Context) error {
 				// The client ended by itself (its credentials were refused):
 				// the session cannot go on.
 				st.Connected, st.Closed = false, true
+				st.Gen++
 				s.state.Publish(st)
 				s.endOnce.Do(func() { close(s.ended) })
 			}
