@@ -58,7 +58,7 @@ type Session struct {
 type sessionState struct {
 	Gen       uint64 // counts changes: a recipe that sees only the newest state learns that others came between
 	Connected bool   // a session is established and the connection is up
-	ID        int64 // the current session (kept while Suspended, 0 once expired)
+	ID        int64  // the current session (kept while Suspended, 0 once expired)
 	Closed    bool
 }
 
