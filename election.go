@@ -524,6 +524,9 @@ func (e *election) check(st sessionState) error {
 // node. It reports false if one is gone already.
 func (e *election) watchAhead(ahead []string) (bool, error) {
 	n := len(ahead)
+	// Until both watches are set, we know nothing: an error half-way must
+	// not leave what we knew of the old pred paired with a new one.
+	e.ahead, e.predLead = 0, false
 	if pred := ahead[n-1]; pred != e.pred || e.l.watch[watchPred] == nil {
 		// GetW, not ExistsW: the same request gives pred's ID, for Leader
 		// when pred comes to lead.
