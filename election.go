@@ -116,9 +116,9 @@ type Leadership struct {
 	ID       string // this participant
 	IsLeader bool
 	// Leader is the leader's ID as this participant last learned it ("" if
-	// unknown). A participant is told only when its own position changes,
-	// so behind other followers it can be stale; use Observe to follow the
-	// leader.
+	// unknown). A participant is told when its own position changes and,
+	// once second in line, when the leader ahead of it leaves; further back
+	// it can be stale. Use Observe to follow the leader.
 	Leader string
 	// Token is the fencing token of this leadership, 0 when not leading: the
 	// zxid that created the leader's node. ZooKeeper's zxids increase with
