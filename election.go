@@ -185,10 +185,10 @@ var doneCtx = func() context.Context {
 // Each participant watches only the two nodes before its own, so a change
 // of leader wakes at most two participants however many wait, and the next
 // leader learns it leads from its predecessor's deletion alone, without a
-// read (see fired). On connection loss a
-// leader is revoked at once; if the same session comes back while its node
-// still leads, it leads again with the same Token. After expiry the
-// participant rejoins, at the back, on the new session.
+// read. On connection loss a leader is revoked at once; if the same session
+// comes back while its node still leads, it leads again with the same
+// Token. After expiry the participant rejoins, at the back, on the new
+// session.
 func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) (<-chan Leadership, error) {
 	o, err := newRecipeOptions(opts)
 	if err != nil {
@@ -361,9 +361,10 @@ const (
 // so once our node exists no node can join before it: the nodes before
 // ours are those our last children read found (ahead of them), less those
 // deleted since, and a node that was first stays first until it is
-// deleted. We lead only once each of them is known gone. A watch event
-// proves exactly one thing: that node was deleted (the client delivers
-// events in the server's order, and each channel gets one event). So:
+// deleted. We lead only once each of them is known gone. A NodeDeleted
+// event proves that its node is gone and nothing more; the client delivers
+// events in the server's order, so an earlier deletion's event is already
+// waiting on its channel when a later one's arrives. So:
 //
 //   - gp deleted, and it was first in our read (ahead == 2): every node
 //     before pred is gone, so pred leads now (predLead). We learn it from
@@ -371,8 +372,9 @@ const (
 //     the read path, as our predecessor most often became leader after we
 //     last looked.
 //   - gp deleted, with nodes before it we do not watch (ahead > 2): it
-//     proves nothing about them; look again. This read is off the path of
-//     any handover: our predecessor is not yet leaving.
+//     proves nothing about them; look again. This read is not on the path
+//     of a handover to us: pred is still there (if it goes meanwhile, its
+//     own event comes, and the read sees it).
 //   - pred deleted, and predLead, or gp was first and its deletion came
 //     before pred's: nothing is left before our node, so we lead at once,
 //     if our own node's deletion has not come first (selfIntact).
