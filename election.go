@@ -116,9 +116,9 @@ type Leadership struct {
 	ID       string // this participant
 	IsLeader bool
 	// Leader is the leader's ID as this participant last learned it ("" if
-	// unknown). A participant is told only when its own position changes,
-	// so behind other followers it can be stale; use Observe to follow the
-	// leader.
+	// unknown). A participant is told when its own position changes and,
+	// once second in line, when the leader ahead of it leaves; further back
+	// it can be stale. Use Observe to follow the leader.
 	Leader string
 	// Token is the fencing token of this leadership, 0 when not leading: the
 	// zxid that created the leader's node. ZooKeeper's zxids increase with
@@ -182,11 +182,13 @@ var doneCtx = func() context.Context {
 // is deleted at once) and then closes the channel; so does closing the
 // session.
 //
-// Each participant watches only the node before its own, so a change of
-// leader wakes one participant however many wait. On connection loss a
-// leader is revoked at once; if the same session comes back while its node
-// still leads, it leads again with the same Token. After expiry the
-// participant rejoins, at the back, on the new session.
+// Each participant watches only the two nodes before its own, so a change
+// of leader wakes at most two participants however many wait, and the next
+// leader learns it leads from its predecessor's deletion alone, without a
+// read. On connection loss a leader is revoked at once; if the same session
+// comes back while its node still leads, it leads again with the same
+// Token. After expiry the participant rejoins, at the back, on the new
+// session.
 func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) (<-chan Leadership, error) {
 	o, err := newRecipeOptions(opts)
 	if err != nil {
@@ -236,13 +238,20 @@ type election struct {
 	releases actor.Mailbox[uint64] // grants to release
 	ctx      context.Context       // run's: leaderships derive from it
 
-	node     string // our node's name, "" when we have none
-	guid     string // the UUID of a create not yet known to have worked
-	session  int64  // the session our node belongs to
-	czxid    int64  // our node's creation zxid: the token when leading
-	orphans  []string
-	l        *loop // run's: its watches are ours (watchSelf, watchPred)
-	predLead bool  // our predecessor is the leader
+	node    string // our node's name, "" when we have none
+	guid    string // the UUID of a create not yet known to have worked
+	session int64  // the session our node belongs to
+	czxid   int64  // our node's creation zxid: the token when leading
+	orphans []string
+	l       *loop // run's: its watches are ours (watchSelf, watchPred, watchGP)
+
+	// Our place, as our last children read found it and the watches since
+	// have narrowed it: ahead is how many nodes were before ours; pred and gp
+	// are the last two of them, which we watch. predLead: every node before
+	// ours but pred is known gone, so pred leads while it exists.
+	ahead    int
+	pred, gp string
+	predLead bool
 
 	leading bool
 	grant   uint64 // counts grants; the current one while leading
@@ -358,11 +367,47 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 const (
 	watchSelf = iota // our own node
 	watchPred        // our predecessor
+	watchGP          // our grand-predecessor, the node before pred
 )
 
 // fired takes the firing of a watch and reports whether to look again.
+//
+// Why a participant may lead on a watch alone. Sequence numbers only grow,
+// so once our node exists no node can join before it: the nodes before
+// ours are those our last children read found (ahead of them), less those
+// deleted since, and a node that was first stays first until it is
+// deleted. We lead only once each of them is known gone. A NodeDeleted
+// event proves that its node is gone and nothing more; the client delivers
+// events in the server's order, so an earlier deletion's event is already
+// waiting on its channel when a later one's arrives. So:
+//
+//   - gp deleted, and it was first in our read (ahead == 2): every node
+//     before pred is gone, so pred leads now (predLead). We learn it from
+//     the deletion, with no read; this is what keeps the next handover off
+//     the read path, as our predecessor most often became leader after we
+//     last looked.
+//   - gp deleted, with nodes before it we do not watch (ahead > 2): it
+//     proves nothing about them; look again. This read is not on the path
+//     of a handover to us: pred is still there (if it goes meanwhile, its
+//     own event comes, and the read sees it).
+//   - pred deleted, and predLead, or gp was first and its deletion came
+//     before pred's: nothing is left before our node, so we lead at once,
+//     if our own node's deletion has not come first (selfIntact).
+//   - pred deleted otherwise (a follower left, or nodes we do not watch may
+//     remain): look again.
+//
+// Only our successor (pred watch) and the one after it (gp watch) watch
+// a node, so a change wakes at most two participants.
 func (e *election) fired(i int, ev zkclient.WatchEvent) bool {
-	if i == watchSelf {
+	switch i {
+	case watchGP:
+		e.s.stats.gpWatches.Add(1)
+		if ev.Type == zkclient.EventNodeDeleted && e.ahead == 2 {
+			e.predLeads()
+			return false
+		}
+		return true
+	case watchSelf:
 		switch ev.Type {
 		case zkclient.EventNodeDeleted:
 			// Someone else deleted our node: whoever is next may lead now,
@@ -379,13 +424,37 @@ func (e *election) fired(i int, ev zkclient.WatchEvent) bool {
 	}
 	e.s.stats.predWatches.Add(1)
 	e.m.predecessorGone(e, ev)
-	if ev.Type == zkclient.EventNodeDeleted && e.predLead && e.l.st.Connected && e.selfIntact() {
-		// Our predecessor led; nothing can have come in between, so we lead
-		// now, without another read.
+	if ev.Type == zkclient.EventNodeDeleted && e.l.st.Connected && (e.predLead || e.gpGone()) && e.selfIntact() {
 		e.lead(e.id)
 		return false
 	}
 	return true
+}
+
+// predLeads records that every node before ours but pred is gone (gp was
+// first, and its deletion came), and tells the reader who leads if we know.
+func (e *election) predLeads() {
+	e.ahead, e.gp, e.predLead = 1, "", true
+	if id, ok := e.names[e.pred]; ok && !e.leading {
+		e.publish(Leadership{ID: e.id, Leader: id, Context: doneCtx, e: e})
+	}
+}
+
+// gpGone reports, as pred's deletion arrives, whether the deletion of gp,
+// first in our read, came before it. Events come in the server's order, so
+// if it did, it is waiting on gp's channel now.
+func (e *election) gpGone() bool {
+	if e.ahead != 2 {
+		return false
+	}
+	select {
+	case ev := <-e.l.watch[watchGP]:
+		e.l.watch[watchGP] = nil
+		e.s.stats.gpWatches.Add(1)
+		return ev.Type == zkclient.EventNodeDeleted
+	default:
+		return false
+	}
 }
 
 // release takes Release calls: the current grant's steps down, a stale
@@ -432,6 +501,7 @@ func (e *election) check(st sessionState) error {
 		if err != nil {
 			return err
 		}
+		e.s.stats.childReads.Add(1)
 		queue := electionNodes(children)
 		me := -1
 		for i, c := range queue {
@@ -444,19 +514,20 @@ func (e *election) check(st sessionState) error {
 			return e.check(st)
 		}
 		if me == 0 {
+			if !e.leading {
+				e.s.stats.readGrants.Add(1)
+			}
+			e.unwatchAhead()
 			e.lead(e.id)
 			return nil
 		}
 		e.revoke()
-		pred := queue[me-1]
-		pst, ch, err := e.s.zk.ExistsW(bg, joinPath(e.path, pred))
-		if err != nil {
-			return err
+		if ok, err := e.watchAhead(queue[:me]); err != nil || !ok {
+			if err != nil {
+				return err
+			}
+			continue // one went meanwhile; look again
 		}
-		if pst == nil {
-			continue // gone meanwhile; look again
-		}
-		e.l.watch[watchPred], e.predLead = ch, me == 1
 		leader, err := e.participantID(queue[0])
 		if err != nil && !errors.Is(err, zkclient.ErrNoNode) {
 			return err
@@ -464,6 +535,50 @@ func (e *election) check(st sessionState) error {
 		e.publish(Leadership{ID: e.id, Leader: leader, Context: doneCtx, e: e})
 		return nil
 	}
+}
+
+// watchAhead watches pred and gp, the last two of ahead (the nodes before
+// ours in the queue just read), keeping a watch already set on the same
+// node. It reports false if one is gone already.
+func (e *election) watchAhead(ahead []string) (bool, error) {
+	n := len(ahead)
+	// Until both watches are set, we know nothing: an error half-way must
+	// not leave what we knew of the old pred paired with a new one.
+	e.ahead, e.predLead = 0, false
+	if pred := ahead[n-1]; pred != e.pred || e.l.watch[watchPred] == nil {
+		// GetW, not ExistsW: the same request gives pred's ID, for Leader
+		// when pred comes to lead.
+		data, _, ch, err := e.s.zk.GetW(bg, joinPath(e.path, pred))
+		if errors.Is(err, zkclient.ErrNoNode) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		e.remember(pred, data)
+		e.pred, e.l.watch[watchPred] = pred, ch
+	}
+	if n == 1 {
+		e.gp, e.l.watch[watchGP] = "", nil
+	} else if gp := ahead[n-2]; gp != e.gp || e.l.watch[watchGP] == nil {
+		st, ch, err := e.s.zk.ExistsW(bg, joinPath(e.path, gp))
+		if err != nil {
+			return false, err
+		}
+		if st == nil {
+			return false, nil
+		}
+		e.gp, e.l.watch[watchGP] = gp, ch
+	}
+	e.ahead, e.predLead = n, n == 1
+	return true, nil
+}
+
+// unwatchAhead forgets pred and gp (their watches, if still set, fire into
+// channels nobody reads, and are dropped).
+func (e *election) unwatchAhead() {
+	e.pred, e.gp, e.ahead, e.predLead = "", "", 0, false
+	e.l.watch[watchPred], e.l.watch[watchGP] = nil, nil
 }
 
 // participantID reads the ID in a participant's node, remembering it.
@@ -475,12 +590,17 @@ func (e *election) participantID(name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return e.remember(name, data), nil
+}
+
+// remember keeps the ID in a participant node's data, for Leader.
+func (e *election) remember(name string, data []byte) string {
 	id, _ := decodeParticipant(data)
 	if e.names == nil || len(e.names) > 64 {
 		e.names = make(map[string]string)
 	}
 	e.names[name] = id
-	return id, nil
+	return id
 }
 
 // lead grants leadership if we do not hold it already.
@@ -510,7 +630,9 @@ func (e *election) revoke() {
 
 // drop forgets our node and the watches that go with it.
 func (e *election) drop() {
-	e.node, e.l.watch = "", [2]<-chan zkclient.WatchEvent{}
+	e.node = ""
+	e.l.watch[watchSelf] = nil
+	e.unwatchAhead()
 }
 
 // selfIntact reports whether our node's watch has not fired. The client

@@ -6,10 +6,12 @@ import (
 	"runtime"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
@@ -24,8 +26,11 @@ import (
 //
 // Each iteration takes one sample of each of the four, in turn, so drift and
 // noise on a shared machine hit them alike. It reports p50/p90 in ms for
-// each, the p50 ratios to the floor and to zk-lock, and watches fired per
-// change of leader.
+// each, the p50 ratios to the floor and to zk-lock, and per change of
+// leader (resign and close together): participants woken (watches fired on
+// a predecessor or grand-predecessor), children reads by anyone (the
+// rejoining participant's own included), and handover reads: grants that a
+// children read decided rather than a watch alone.
 //
 //	go test -run '^$' -bench BenchmarkFailover -benchtime 300x .
 func BenchmarkFailover(b *testing.B) {
@@ -39,17 +44,19 @@ func BenchmarkFailover(b *testing.B) {
 			defer resign.stop()
 			defer closing.stop()
 			defer lock.stop()
-			var fl, rs, cl, lk []time.Duration
+			var fl, rs, cl, cr, lk []time.Duration
 			for b.Loop() {
 				fl = append(fl, floor.sample())
-				rs = append(rs, resign.sample())
-				cl = append(cl, closing.sample())
+				r, _ := resign.sample()
+				rs = append(rs, r)
+				c, ret := closing.sample()
+				cl, cr = append(cl, c), append(cr, ret)
 				lk = append(lk, lock.sample())
 			}
 			for _, m := range []struct {
 				name string
 				lat  []time.Duration
-			}{{"floor", fl}, {"resign", rs}, {"close", cl}, {"zk-lock", lk}} {
+			}{{"floor", fl}, {"resign", rs}, {"close", cl}, {"close-return", cr}, {"zk-lock", lk}} {
 				slices.Sort(m.lat)
 				b.ReportMetric(ms(m.lat, 0.5), m.name+"-p50-ms")
 				b.ReportMetric(ms(m.lat, 0.9), m.name+"-p90-ms")
@@ -59,7 +66,12 @@ func BenchmarkFailover(b *testing.B) {
 			b.ReportMetric(p50(lk)/p50(fl), "zk-lock/floor")
 			b.ReportMetric(p50(rs)/p50(lk), "resign/zk-lock")
 			b.ReportMetric(p50(cl)/p50(lk), "close/zk-lock")
-			b.ReportMetric((resign.watchesPerChange()+closing.watchesPerChange())/2, "watches/change")
+			c := resign.counts().sub(resign.base)
+			c2 := closing.counts().sub(closing.base)
+			changes := float64(max(resign.changes+closing.changes, 1))
+			b.ReportMetric(float64(c.pred+c.gp+c2.pred+c2.gp)/changes, "woken/change")
+			b.ReportMetric(float64(c.reads+c2.reads)/changes, "reads/change")
+			b.ReportMetric(float64(c.readGrants+c2.readGrants)/changes, "handover-reads/change")
 			b.ReportMetric(0, "ns/op")
 		})
 	}
@@ -110,22 +122,24 @@ type electionSampler struct {
 	b        *testing.B
 	root     string
 	byClose  bool
-	grants   chan string
+	grants   chan grant
 	wg       sync.WaitGroup
 	queue    []*benchParticipant
 	sessions []*Session
 	next     int
 	changes  int
+	base     electionCounts // the counters once the first leader leads
 }
 
 func newElectionSampler(b *testing.B, zkc *zktest.Cluster, n int, byClose bool) *electionSampler {
-	e := &electionSampler{b: b, root: zkc.Root(b), byClose: byClose, grants: make(chan string, 1024)}
+	e := &electionSampler{b: b, root: zkc.Root(b), byClose: byClose, grants: make(chan grant, 1024)}
 	for range n {
 		e.join()
 	}
-	if id := <-e.grants; id != e.queue[0].id {
-		b.Fatalf("%s leads, want %s", id, e.queue[0].id)
+	if g := <-e.grants; g.id != e.queue[0].id {
+		b.Fatalf("%s leads, want %s", g.id, e.queue[0].id)
 	}
+	e.base = e.counts()
 	return e
 }
 
@@ -144,40 +158,46 @@ func (e *electionSampler) join() {
 		defer e.wg.Done()
 		for l := range ch {
 			if l.IsLeader {
-				e.grants <- l.ID
+				e.grants <- grant{l.ID, time.Now()}
 			}
 		}
 	}()
 	e.queue = append(e.queue, &benchParticipant{sess: s, cancel: cancel, id: id})
 }
 
-func (e *electionSampler) sample() time.Duration {
+// grant is a grant the sampler saw, and when.
+type grant struct {
+	id string
+	at time.Time
+}
+
+// sample returns how long the next participant took to learn it leads and,
+// when the leader closes its session, how long Close took to return (the
+// two overlap: Close waits for the server's reply to closeSession while
+// the server tells the next participant).
+func (e *electionSampler) sample() (took, closed time.Duration) {
 	leader := e.queue[0]
 	start := time.Now()
 	if e.byClose {
 		leader.sess.Close()
+		closed = time.Since(start)
 	} else {
 		leader.cancel()
 	}
-	if id := <-e.grants; id != e.queue[1].id {
-		e.b.Fatalf("%s leads, want %s", id, e.queue[1].id)
+	g := <-e.grants
+	if g.id != e.queue[1].id {
+		e.b.Fatalf("%s leads, want %s", g.id, e.queue[1].id)
 	}
-	took := time.Since(start)
+	took = g.at.Sub(start)
 	e.changes++
 	leader.cancel()
 	leader.sess.Close()
 	e.queue = e.queue[1:]
 	e.join()
-	return took
+	return took, closed
 }
 
-func (e *electionSampler) watchesPerChange() float64 {
-	var total int64
-	for _, s := range e.sessions {
-		total += s.stats.predWatches.Load()
-	}
-	return float64(total) / float64(max(e.changes, 1))
-}
+func (e *electionSampler) counts() electionCounts { return countsOf(e.sessions...) }
 
 func (e *electionSampler) stop() {
 	for _, p := range e.queue {
@@ -295,4 +315,176 @@ func reportRatio(b *testing.B, lat []time.Duration, floor float64) {
 	if floor > 0 {
 		b.ReportMetric(p50(lat)/floor, "p50/floor")
 	}
+}
+
+// BenchmarkElectionScale runs one election of 1,000 participants on 50
+// sessions (20 each) and reports: how long until the first leader is
+// elected and until all have joined (joining in parallel, one goroutine per
+// session); the client's heap for them (less the sessions' own); then, for
+// b.N changes of leader in a steady rotation (the leader leaves and joins
+// again at the back), the time from the leave to the next grant at p50 and
+// p99, the requests sent to the server per change (every client call of
+// every session: the leave's delete, the rejoin's create and reads, and the
+// reads of any woken participant), participants woken, children reads and
+// handover reads per change.
+//
+//	go test -run '^$' -bench BenchmarkElectionScale -benchtime 300x .
+func BenchmarkElectionScale(b *testing.B) {
+	const n, nsess = 1000, 50
+	zkc := zktest.Shared(b)
+	root := zkc.Root(b)
+	var requests atomic.Int64
+	var sessions []*Session
+	for range nsess {
+		s := connect(b, root)
+		s.zk = countingClient{s.zk, &requests}
+		sessions = append(sessions, s)
+	}
+	type member struct {
+		id     string
+		cancel context.CancelFunc
+		sess   *Session
+	}
+	grants := make(chan string, n)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	members := map[string]*member{}
+	next := 0
+	join := func(s *Session) {
+		mu.Lock()
+		id := fmt.Sprintf("p%04d", next)
+		next++
+		mu.Unlock()
+		ctx, cancel := context.WithCancel(context.Background())
+		ch, err := s.Elect(ctx, "/leader", WithID(id))
+		if err != nil {
+			b.Error(err)
+			cancel()
+			return
+		}
+		mu.Lock()
+		members[id] = &member{id: id, cancel: cancel, sess: s}
+		mu.Unlock()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for l := range ch {
+				if l.IsLeader {
+					grants <- l.ID
+				}
+			}
+		}()
+	}
+	defer func() {
+		for _, m := range members {
+			m.cancel()
+		}
+		wg.Wait()
+	}()
+
+	var ms0, ms1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms0)
+	start := time.Now()
+	var joining sync.WaitGroup
+	for _, s := range sessions {
+		joining.Add(1)
+		go func() {
+			defer joining.Done()
+			for range n / nsess {
+				join(s)
+			}
+		}()
+	}
+	leader := <-grants
+	first := time.Since(start)
+	joining.Wait()
+	all := time.Since(start)
+	if b.Failed() {
+		b.FailNow()
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&ms1)
+
+	before, req0 := countsOf(sessions...), requests.Load()
+	var lat []time.Duration
+	for b.Loop() {
+		m := members[leader]
+		t0 := time.Now()
+		m.cancel()
+		leader = <-grants
+		lat = append(lat, time.Since(t0))
+		delete(members, m.id)
+		join(m.sess)
+	}
+	d := countsOf(sessions...).sub(before)
+	changes := float64(len(lat))
+	slices.Sort(lat)
+	b.ReportMetric(first.Seconds()*1e3, "first-leader-ms")
+	b.ReportMetric(all.Seconds()*1e3, "all-joined-ms")
+	b.ReportMetric(float64(ms1.HeapAlloc-ms0.HeapAlloc)/(1<<20), "heap-MiB")
+	b.ReportMetric(float64(ms1.HeapAlloc-ms0.HeapAlloc)/n, "bytes/participant")
+	b.ReportMetric(ms(lat, 0.5), "change-p50-ms")
+	b.ReportMetric(ms(lat, 0.99), "change-p99-ms")
+	b.ReportMetric(float64(requests.Load()-req0)/changes, "requests/change")
+	b.ReportMetric(float64(d.pred+d.gp)/changes, "woken/change")
+	b.ReportMetric(float64(d.reads)/changes, "reads/change")
+	b.ReportMetric(float64(d.readGrants)/changes, "handover-reads/change")
+	b.ReportMetric(0, "ns/op")
+}
+
+// countingClient counts the requests a session sends.
+type countingClient struct {
+	client
+	n *atomic.Int64
+}
+
+func (c countingClient) Create(ctx context.Context, path string, data []byte, acl []zkclient.ACL, mode zkclient.CreateMode, ttl time.Duration) (string, *zkclient.Stat, error) {
+	c.n.Add(1)
+	return c.client.Create(ctx, path, data, acl, mode, ttl)
+}
+
+func (c countingClient) Delete(ctx context.Context, path string, version int32) error {
+	c.n.Add(1)
+	return c.client.Delete(ctx, path, version)
+}
+
+func (c countingClient) Exists(ctx context.Context, path string) (*zkclient.Stat, error) {
+	c.n.Add(1)
+	return c.client.Exists(ctx, path)
+}
+
+func (c countingClient) ExistsW(ctx context.Context, path string) (*zkclient.Stat, <-chan zkclient.WatchEvent, error) {
+	c.n.Add(1)
+	return c.client.ExistsW(ctx, path)
+}
+
+func (c countingClient) Get(ctx context.Context, path string) ([]byte, *zkclient.Stat, error) {
+	c.n.Add(1)
+	return c.client.Get(ctx, path)
+}
+
+func (c countingClient) GetW(ctx context.Context, path string) ([]byte, *zkclient.Stat, <-chan zkclient.WatchEvent, error) {
+	c.n.Add(1)
+	return c.client.GetW(ctx, path)
+}
+
+func (c countingClient) Set(ctx context.Context, path string, data []byte, version int32) (*zkclient.Stat, error) {
+	c.n.Add(1)
+	return c.client.Set(ctx, path, data, version)
+}
+
+func (c countingClient) Children(ctx context.Context, path string) ([]string, *zkclient.Stat, error) {
+	c.n.Add(1)
+	return c.client.Children(ctx, path)
+}
+
+func (c countingClient) ChildrenW(ctx context.Context, path string) ([]string, *zkclient.Stat, <-chan zkclient.WatchEvent, error) {
+	c.n.Add(1)
+	return c.client.ChildrenW(ctx, path)
+}
+
+func (c countingClient) Multi(ctx context.Context, ops ...zkclient.Op) ([]zkclient.OpResult, error) {
+	c.n.Add(1)
+	return c.client.Multi(ctx, ops...)
 }

@@ -54,7 +54,7 @@ type loop struct {
 	// ErrClosed.
 	end func(why error)
 
-	watch   [2]<-chan zkclient.WatchEvent // set by look; cleared when they fire
+	watch   [3]<-chan zkclient.WatchEvent // set by look; cleared when they fire
 	st      sessionState                  // the newest session state
 	started bool                          // the first look has succeeded
 	done    bool                          // set by look: the recipe is finished
@@ -152,6 +152,12 @@ func (l *loop) run(ctx context.Context, first chan<- error) error {
 		case ev := <-l.watch[1]:
 			l.watch[1] = nil
 			if l.onFired(1, ev) {
+				due = true
+				stopRetry()
+			}
+		case ev := <-l.watch[2]:
+			l.watch[2] = nil
+			if l.onFired(2, ev) {
 				due = true
 				stopRetry()
 			}

@@ -49,7 +49,13 @@ type Session struct {
 	metrics *metrics
 
 	stats struct {
-		predWatches atomic.Int64 // election watches fired (for tests and benchmarks)
+		// Of elections, for tests and benchmarks: watches fired on the
+		// predecessor and on the grand-predecessor, children reads, and
+		// grants decided by a children read rather than by a watch alone.
+		predWatches atomic.Int64
+		gpWatches   atomic.Int64
+		childReads  atomic.Int64
+		readGrants  atomic.Int64
 	}
 }
 
