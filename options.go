@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -160,4 +161,60 @@ func (o *options) nodeACLs() (acl, parents []zkclient.ACL) {
 		}
 	}
 	return clientACL(node), clientACL(parent)
+}
+
+// MaxIDLength bounds participant and node IDs, in bytes.
+const MaxIDLength = 1024
+
+// RecipeOption configures a recipe's participant (Elect).
+type RecipeOption func(*recipeOptions)
+
+type recipeOptions struct {
+	id    string
+	idSet bool
+	data  []byte
+}
+
+// WithID sets this participant's ID, which peers see (default: the host
+// name). It is stored in the participant's node. An empty ID is
+// ErrInvalidID.
+func WithID(id string) RecipeOption {
+	return func(o *recipeOptions) { o.id, o.idSet = id, true }
+}
+
+// WithData stores data in the participant's node beside its ID (Elect).
+// Apache Curator peers read the whole node as the ID, so leave it out where
+// Go and Java share an election.
+func WithData(data []byte) RecipeOption {
+	return func(o *recipeOptions) { o.data = data }
+}
+
+func newRecipeOptions(opts []RecipeOption) (recipeOptions, error) {
+	var o recipeOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if !o.idSet {
+		host, err := os.Hostname()
+		if err != nil {
+			return o, fmt.Errorf("%w: no WithID and no host name: %v", ErrInvalidID, err)
+		}
+		o.id = host
+	}
+	if err := validateID(o.id); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+func validateID(id string) error {
+	switch {
+	case id == "":
+		return fmt.Errorf("%w: empty", ErrInvalidID)
+	case len(id) > MaxIDLength:
+		return fmt.Errorf("%w: %d bytes, at most %d", ErrInvalidID, len(id), MaxIDLength)
+	case strings.ContainsAny(id, "\x00/"):
+		return fmt.Errorf("%w %s: contains NUL or '/'", ErrInvalidID, quote(id))
+	}
+	return nil
 }

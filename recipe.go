@@ -60,6 +60,10 @@ type loop struct {
 	done    bool                          // set by look: the recipe is finished
 }
 
+// bg is the context of the calls of recipes that own nodes: they are not
+// abandoned half-way, lest a create that happened be lost track of.
+var bg = context.Background()
+
 // errWatching: a look found the recipe waiting on a watch, which will tell
 // when to look again. It is not a failure.
 var errWatching = errors.New("waiting on a watch")
