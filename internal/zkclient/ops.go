@@ -73,14 +73,30 @@ func (c *Client) Delete(ctx context.Context, path string, version int32) error {
 	return err
 }
 
-// pathRequest encodes a request of a path and a watch flag.
-func (c *Client) pathRequest(op int32, full string, watch bool) *request {
+// read sends a read of path (op: exists, getData, getChildren2) with a
+// one-shot watch of kind if watch is set, and returns the reply's body and
+// the watch's channel (nil without a watch). A nil channel, not a typed nil,
+// stands for no watch.
+func (c *Client) read(ctx context.Context, op int32, kind watchKind, path string, watch bool) ([]byte, <-chan WatchEvent, error) {
+	full, err := c.path(path, false)
+	if err != nil {
+		return nil, nil, err
+	}
 	r := c.newRequest(op)
 	e := enc{r.buf}
 	e.string(full)
 	e.bool(watch)
 	r.buf = e.b
-	return r
+	var ch chan WatchEvent
+	if watch {
+		ch = make(chan WatchEvent, 1)
+		r.watch = watchReg{kind: kind, path: full, ch: ch}
+	}
+	body, err := c.call(ctx, r)
+	if ch == nil {
+		return body, nil, err
+	}
+	return body, ch, err
 }
 
 // Exists returns a znode's Stat, or nil and no error if it does not exist.
@@ -99,22 +115,9 @@ func (c *Client) ExistsW(ctx context.Context, path string) (*Stat, <-chan WatchE
 }
 
 func (c *Client) exists(ctx context.Context, path string, watch bool) (*Stat, <-chan WatchEvent, error) {
-	full, err := c.path(path, false)
-	if err != nil {
-		return nil, nil, err
-	}
-	r := c.pathRequest(opExists, full, watch)
-	var ch chan WatchEvent
-	if watch {
-		ch = make(chan WatchEvent, 1)
-		r.watch = watchReg{kind: kindExist, path: full, ch: ch}
-	}
-	body, err := c.call(ctx, r)
+	body, ch, err := c.read(ctx, opExists, kindExist, path, watch)
 	if err == ErrNoNode {
-		if ch == nil {
-			return nil, nil, nil
-		}
-		return nil, ch, nil
+		return nil, ch, nil // the watch stands: it fires on creation
 	}
 	if err != nil {
 		return nil, nil, err
@@ -123,9 +126,6 @@ func (c *Client) exists(ctx context.Context, path string, watch bool) (*Stat, <-
 	st := d.stat()
 	if d.err != nil {
 		return nil, nil, d.err
-	}
-	if ch == nil {
-		return st, nil, nil
 	}
 	return st, ch, nil
 }
@@ -144,17 +144,7 @@ func (c *Client) GetW(ctx context.Context, path string) ([]byte, *Stat, <-chan W
 }
 
 func (c *Client) get(ctx context.Context, path string, watch bool) ([]byte, *Stat, <-chan WatchEvent, error) {
-	full, err := c.path(path, false)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	r := c.pathRequest(opGetData, full, watch)
-	var ch chan WatchEvent
-	if watch {
-		ch = make(chan WatchEvent, 1)
-		r.watch = watchReg{kind: kindData, path: full, ch: ch}
-	}
-	body, err := c.call(ctx, r)
+	body, ch, err := c.read(ctx, opGetData, kindData, path, watch)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -163,9 +153,6 @@ func (c *Client) get(ctx context.Context, path string, watch bool) ([]byte, *Sta
 	st := d.stat()
 	if d.err != nil {
 		return nil, nil, nil, d.err
-	}
-	if ch == nil {
-		return data, st, nil, nil
 	}
 	return data, st, ch, nil
 }
@@ -205,17 +192,7 @@ func (c *Client) ChildrenW(ctx context.Context, path string) ([]string, *Stat, <
 }
 
 func (c *Client) children(ctx context.Context, path string, watch bool) ([]string, *Stat, <-chan WatchEvent, error) {
-	full, err := c.path(path, false)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	r := c.pathRequest(opGetChildren2, full, watch)
-	var ch chan WatchEvent
-	if watch {
-		ch = make(chan WatchEvent, 1)
-		r.watch = watchReg{kind: kindChild, path: full, ch: ch}
-	}
-	body, err := c.call(ctx, r)
+	body, ch, err := c.read(ctx, opGetChildren2, kindChild, path, watch)
 	if err != nil {
 		return nil, nil, nil, err
 	}
@@ -224,9 +201,6 @@ func (c *Client) children(ctx context.Context, path string, watch bool) ([]strin
 	st := d.stat()
 	if d.err != nil {
 		return nil, nil, nil, d.err
-	}
-	if ch == nil {
-		return names, st, nil, nil
 	}
 	return names, st, ch, nil
 }
