@@ -132,8 +132,17 @@ func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) (lat []time.D
 		at   time.Time
 	}
 	sizes := make(chan seen, 16*watchers)
+	var sessions []*Session
+	reads := func() (n int64) {
+		for _, s := range sessions {
+			n += s.memberReads.Load()
+		}
+		return n
+	}
 	for range watchers {
-		ch, err := connect(b, root).Members(testCtx(b), "svc")
+		s := connect(b, root)
+		sessions = append(sessions, s)
+		ch, err := s.Members(testCtx(b), "svc")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -160,7 +169,7 @@ func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) (lat []time.D
 		}
 	}
 	await(n, time.Time{})
-	before := memberReads.Load()
+	before := reads()
 	changes := 0
 	i := 0
 	for b.Loop() {
@@ -179,7 +188,7 @@ func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) (lat []time.D
 		changes += 2
 		b.StartTimer()
 	}
-	readsPerChange = float64(memberReads.Load()-before) / float64(changes*watchers)
+	readsPerChange = float64(reads()-before) / float64(changes*watchers)
 	slices.Sort(lat)
 	return lat, readsPerChange
 }

@@ -55,9 +55,13 @@ type loop struct {
 	end func(why error)
 
 	watch [2]<-chan zkclient.WatchEvent // set by look; cleared when they fire
-	st      sessionState                  // the newest session state
-	started bool                          // the first look has succeeded
-	done    bool                          // set by look: the recipe is finished
+	// events, set by look, is a persistent watch's Events channel: a value
+	// on it makes a look due. Unlike watch it stays set until look clears
+	// it.
+	events  <-chan struct{}
+	st      sessionState // the newest session state
+	started bool         // the first look has succeeded
+	done    bool         // set by look: the recipe is finished
 }
 
 // errWatching: a look found the recipe waiting on a watch, which will tell
@@ -152,6 +156,9 @@ func (l *loop) run(ctx context.Context, first chan<- error) error {
 				due = true
 				stopRetry()
 			}
+		case <-l.events:
+			due = true
+			stopRetry()
 		case <-poke:
 			due = l.poked() || due
 		case <-alarm:

@@ -30,7 +30,7 @@ const closeBudget = 900 * time.Millisecond
 // Session is a ZooKeeper session that survives connection loss and replaces
 // itself after expiry. Its methods are safe for concurrent use.
 type Session struct {
-	zk        client // a *zkclient.Client, or a fake in recipe tests
+	zk        client         // a *zkclient.Client, or a fake in recipe tests
 	chroot    string         // "" or an absolute path without trailing slash
 	acl       []zkclient.ACL // of the nodes the library creates (WithACL)
 	parentACL []zkclient.ACL // of the shared nodes recipes create (WithParentACL)
@@ -57,6 +57,10 @@ type Session struct {
 	// once: on the server it would look like the first one's node.
 	claims sync.Map // path -> struct{}
 
+	// memberReads counts the ZooKeeper reads made by this Session's Members
+	// and Balancers, for tests and benchmarks.
+	memberReads atomic.Int64
+
 	stats struct {
 		predWatches atomic.Int64 // election watches fired (for tests and benchmarks)
 	}
@@ -67,7 +71,10 @@ type Session struct {
 type sessionState struct {
 	Connected bool  // a session is established and the connection is up
 	ID        int64 // the current session (kept while Suspended, 0 once expired)
-	Closed    bool
+	// Conns counts the connections made: a recipe that sees it change knows
+	// the connection was lost, even when it missed the state in between.
+	Conns  uint64
+	Closed bool
 }
 
 // Connect opens a session to the ZooKeeper ensemble in connectString
@@ -203,6 +210,7 @@ func (s *Session) run(ctx context.Context) error {
 				case st.Connected && ev.SessionID == st.ID:
 				case ev.SessionID == st.ID:
 					st.Connected = true
+					st.Conns++
 					publish(EventReconnected, nil)
 				default:
 					if st.ID != 0 { // missed the expiry; announce it first
@@ -212,6 +220,7 @@ func (s *Session) run(ctx context.Context) error {
 						s.state.Publish(st)
 					}
 					st.ID, st.Connected = ev.SessionID, true
+					st.Conns++
 					s.live.granted.Store(int64(ev.Timeout))
 					publish(EventConnected, nil)
 				}
