@@ -610,3 +610,223 @@ func TestRegistrationRecreatedWhenDeleted(t *testing.T) {
 		t.Fatalf("after delete: %+v %v", st, err)
 	}
 }
+
+// modes runs f with persistent watches and with the one-shot fallback
+// (setup is given the watching session before any recipe starts on it).
+func modes(t *testing.T, f func(t *testing.T, oneShot bool, setup func(*Session))) {
+	for _, oneShot := range []bool{false, true} {
+		t.Run(map[bool]string{false: "persistent", true: "one-shot"}[oneShot], func(t *testing.T) {
+			f(t, oneShot, func(s *Session) {
+				if oneShot {
+					withoutPersistentWatches(s)
+				}
+			})
+		})
+	}
+}
+
+// The server tells a persistent watch nothing of what changed while the
+// connection was down: joins, leaves and Updates made then are found when
+// the same session is back, and the watch works on.
+func TestMembersSeeChangesMadeWhileCut(t *testing.T) {
+	modes(t, func(t *testing.T, oneShot bool, setup func(*Session)) {
+		zkc := zktest.Shared(t)
+		root := zkc.Root(t)
+		proxy := zktest.ProxyT(t, zkc.Addr(0))
+		w := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
+		setup(w)
+		events := w.Events(testCtx(t))
+		s := connect(t, root)
+		a, b := register(t, s, "svc", "a"), register(t, s, "svc", "b")
+		members := watch(t, w, "svc")
+		awaitIDs(t, members, 5*time.Second, "a", "b")
+		id := w.SessionID()
+
+		proxy.Cut()
+		awaitEvent(t, events, EventSuspended, 5*time.Second)
+		a.Close()
+		register(t, s, "svc", "c")
+		if err := b.Update(testCtx(t), []byte("b2")); err != nil {
+			t.Fatal(err)
+		}
+		proxy.Heal()
+		awaitEvent(t, events, EventReconnected, 10*time.Second)
+		if w.SessionID() != id {
+			t.Fatal("the session expired; the test needs it to come back")
+		}
+		nodes := awaitIDs(t, members, 5*time.Second, "b", "c")
+		if !oneShot && string(nodes[0].Data) != "b2" {
+			nodes = awaitData(t, members, 5*time.Second, "b", "b2")
+		}
+		before := w.memberReads.Load()
+		register(t, s, "svc", "d")
+		awaitIDs(t, members, 5*time.Second, "b", "c", "d")
+		if n, want := w.memberReads.Load()-before, map[bool]int64{false: 1, true: 2}[oneShot]; n != want {
+			t.Errorf("a join after the reconnect cost %d reads, want %d", n, want)
+		}
+	})
+}
+
+// After the watching session expires, the set is read afresh on the new
+// session and followed from there.
+func TestMembersConvergeAfterExpiry(t *testing.T) {
+	modes(t, func(t *testing.T, oneShot bool, setup func(*Session)) {
+		zkc := zktest.Shared(t)
+		root := zkc.Root(t)
+		proxy := zktest.ProxyT(t, zkc.Addr(0))
+		w := connect(t, proxy.Addr()+chrootOf(root))
+		setup(w)
+		events := w.Events(testCtx(t))
+		s := connect(t, root)
+		a, b := register(t, s, "svc", "a"), register(t, s, "svc", "b")
+		members := watch(t, w, "svc")
+		awaitIDs(t, members, 5*time.Second, "a", "b")
+
+		proxy.Stall() // no event can reach it now
+		a.Close()
+		register(t, s, "svc", "c")
+		if err := b.Update(testCtx(t), []byte("b2")); err != nil {
+			t.Fatal(err)
+		}
+		proxy.Heal()
+		if err := proxy.Expire(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		awaitEvent(t, events, EventConnected, 10*time.Second)
+		nodes := awaitIDs(t, members, 5*time.Second, "b", "c")
+		if string(nodes[0].Data) != "b2" {
+			awaitData(t, members, 5*time.Second, "b", "b2") // read afresh in both modes
+		}
+		register(t, s, "svc", "d") // watches work on the new session
+		awaitIDs(t, members, 5*time.Second, "b", "c", "d")
+		if !oneShot {
+			if err := b.Update(testCtx(t), []byte("b3")); err != nil {
+				t.Fatal(err)
+			}
+			awaitData(t, members, 5*time.Second, "b", "b3")
+		}
+	})
+}
+
+// The service node is a container: removed once its last member leaves,
+// created again by the next one. The watch on it follows both.
+func TestMembersFollowServiceNodeGoneAndBack(t *testing.T) {
+	modes(t, func(t *testing.T, oneShot bool, setup func(*Session)) {
+		zkc := zktest.Shared(t)
+		root := zkc.Root(t)
+		s, w := connect(t, root), connect(t, root)
+		setup(w)
+		members := watch(t, w, "svc")
+		a := register(t, s, "svc", "a")
+		awaitIDs(t, members, 5*time.Second, "a")
+		a.Close()
+		awaitIDs(t, members, 5*time.Second)
+		// Remove the container now rather than wait for the server to.
+		if err := s.Delete(testCtx(t), "/services/svc", AnyVersion); err != nil && !errors.Is(err, ErrNoNode) {
+			t.Fatal(err)
+		}
+		register(t, s, "svc", "b")
+		awaitIDs(t, members, 5*time.Second, "b")
+	})
+}
+
+func TestRegistrationUpdate(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t)
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
+	s := connect(t, proxy.Addr()+chrootOf(root))
+	other := connect(t, root)
+	events := s.Events(testCtx(t))
+	ctx := testCtx(t)
+	reg := register(t, s, "svc", "a")
+	if err := reg.Update(ctx, []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if data, _, err := other.Get(ctx, "/services/svc/a"); err != nil || string(data) != "v2" {
+		t.Fatalf("node after Update: %q %v", data, err)
+	}
+	if err := reg.Update(ctx, make([]byte, MaxDataSize+1)); !errors.Is(err, ErrDataTooLarge) {
+		t.Fatalf("Update too large: %v, want ErrDataTooLarge", err)
+	}
+
+	// While another session holds the ID, the node is not ours: ErrNoNode.
+	// Once it is back, it is created with the updated data.
+	if err := proxy.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut() // hold the client off while other takes the ID
+	if _, err := other.Create(ctx, "/services/svc/a", []byte("theirs"), Ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Heal()
+	awaitEvent(t, events, EventConnected, 10*time.Second)
+	for {
+		e := awaitEvent(t, events, EventError, 10*time.Second)
+		if errors.Is(e.Err, ErrIDTaken) {
+			break
+		}
+	}
+	if err := reg.Update(ctx, []byte("v3")); !errors.Is(err, ErrNoNode) {
+		t.Fatalf("Update while the ID is taken: %v, want ErrNoNode", err)
+	}
+	if err := other.Delete(ctx, "/services/svc/a", AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventRegistered, 10*time.Second)
+	if data, st, err := other.Get(ctx, "/services/svc/a"); err != nil || string(data) != "v2" || st.EphemeralOwner != s.SessionID() {
+		t.Fatalf("node registered again: %q %+v %v", data, st, err)
+	}
+
+	reg.Close()
+	if err := reg.Update(ctx, []byte("v4")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Update after Close: %v, want ErrClosed", err)
+	}
+}
+
+// A Balancer picks from the updated data, and an Update does not bring a
+// node that is down back (it did not register again).
+func TestBalancerFollowsUpdates(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t)
+	s, w := connect(t, root), connect(t, root)
+	a := register(t, s, "svc", "a")
+	register(t, s, "svc", "b")
+	bal, err := w.Balancer(testCtx(t), "svc", RoundRobin(), WithDownPolicy(1, time.Minute, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bal.Close() })
+	if err := a.Update(testCtx(t), []byte("a2")); err != nil {
+		t.Fatal(err)
+	}
+	awaitPick(t, bal, func(n Node) bool { return n.ID == "a" && string(n.Data) == "a2" })
+	bal.ReportError("b")
+	awaitPick(t, bal, func(n Node) bool { return n.ID == "a" }) // b is down
+	// Our own Update reaches the balancer through the same session's watch.
+	if err := a.Update(testCtx(t), []byte("a3")); err != nil {
+		t.Fatal(err)
+	}
+	awaitPick(t, bal, func(n Node) bool { return string(n.Data) == "a3" })
+	for range 4 {
+		if n, ok := bal.Pick(""); !ok || n.ID != "a" {
+			t.Fatalf("Pick after Update: %+v %v; b should still be down", n, ok)
+		}
+	}
+}
+
+// awaitPick picks until ok accepts the node picked. A Balancer has no
+// channel to wait on, so it polls.
+func awaitPick(t testing.TB, b *Balancer, ok func(Node) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, found := b.Pick("")
+		if found && ok(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no such pick within 5s (last %+v %v)", n, found)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
