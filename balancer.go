@@ -128,7 +128,7 @@ type balancer struct {
 	m        *memberSet
 	strategy Strategy
 	policy   *downPolicy
-	down     *time.Timer      // brings back the next node whose exclusion ends
+	down     *time.Timer // brings back the next node whose exclusion ends
 	downC    <-chan time.Time
 }
 
