@@ -1,7 +1,9 @@
 package lighthouse
 
 import (
+	"bytes"
 	"cmp"
+	"context"
 	"errors"
 	"slices"
 	"strings"
@@ -113,6 +115,14 @@ func (m *memberSet) loop(op string, changed func()) *loop {
 			return true, nil
 		}
 		return false, nil
+	}
+	l.end = func(why error) {
+		if m.w != nil && why != ErrClosed { // closing the client ends its watches
+			// Else the server would keep sending and the client queueing.
+			ctx, cancel := context.WithTimeout(bg, m.s.SessionTimeout())
+			defer cancel()
+			m.w.Remove(ctx)
+		}
 	}
 	return l
 }
@@ -338,7 +348,9 @@ func (m *memberSet) get(ids []string) error {
 			first = cmp.Or(first, r.err)
 			continue
 		default:
-			m.put(member{Node: Node{ID: id, Data: r.data}, czxid: r.st.Czxid, version: r.st.Version})
+			// A copy: the reply's buffer, stat and all, is several times
+			// the size of a typical member's data.
+			m.put(member{Node: Node{ID: id, Data: bytes.Clone(r.data)}, czxid: r.st.Czxid, version: r.st.Version})
 		}
 		delete(m.pending, id)
 	}

@@ -83,6 +83,14 @@ func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) {
 	b.ReportMetric(0, "ns/op")
 }
 
+// benchCtx is a ctx for the benchmark's lifetime (testCtx ends after 30 s,
+// ending the recipes it started).
+func benchCtx(b *testing.B) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	return ctx
+}
+
 // reportColumn reports a column's p50 and p90 in ms, and its p50 over
 // floor's (when floor is not 0). It returns its p50.
 func reportColumn(b *testing.B, name string, lat []time.Duration, floor float64) float64 {
@@ -198,25 +206,36 @@ type memberWatchers struct {
 	sessions []*Session
 	seen     chan memberSeen
 
-	joins, leaves, updates int   // changes made, each seen by every watcher
+	events                 chan string // the watchers' session events, for a failure
+	joins, leaves, updates int         // changes made, each seen by every watcher
 	joinR, leaveR, updateR int64 // reads they cost
 }
 
 type memberSeen struct {
+	who  int
 	size int
 	data string // of member-00000
 	at   time.Time
 }
 
 func newMemberWatchers(b *testing.B, root, service string, watchers int, oneShot bool, n int) *memberWatchers {
-	m := &memberWatchers{service: service, n: n, seen: make(chan memberSeen, 16*watchers)}
-	for range watchers {
+	m := &memberWatchers{service: service, n: n, seen: make(chan memberSeen, 16*watchers), events: make(chan string, 1000)}
+	for i := range watchers {
 		s := connect(b, root, WithSessionTimeout(10*time.Second))
+		evs := s.Events(testCtx(b))
+		go func() {
+			for e := range evs {
+				select {
+				case m.events <- fmt.Sprintf("watcher %d: %v", i, e):
+				default:
+				}
+			}
+		}()
 		if oneShot {
 			withoutPersistentWatches(s)
 		}
 		m.sessions = append(m.sessions, s)
-		ch, err := s.Members(testCtx(b), service)
+		ch, err := s.Members(benchCtx(b), service)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -226,7 +245,7 @@ func newMemberWatchers(b *testing.B, root, service string, watchers int, oneShot
 				if len(nodes) > 0 {
 					d = string(nodes[0].Data)
 				}
-				m.seen <- memberSeen{len(nodes), d, time.Now()}
+				m.seen <- memberSeen{i, len(nodes), d, time.Now()}
 			}
 		}()
 	}
@@ -245,9 +264,11 @@ func (m *memberWatchers) reads() (n int64) {
 // time each took since start (none if start is zero).
 func (m *memberWatchers) await(b *testing.B, ok func(memberSeen) bool, start time.Time) []time.Duration {
 	var lat []time.Duration
+	last := map[int]memberSeen{}
 	for got := 0; got < len(m.sessions); {
 		select {
 		case s := <-m.seen:
+			last[s.who] = s
 			if ok(s) {
 				got++
 				if !start.IsZero() {
@@ -255,7 +276,12 @@ func (m *memberWatchers) await(b *testing.B, ok func(memberSeen) bool, start tim
 				}
 			}
 		case <-time.After(20 * time.Second):
-			b.Fatalf("%s: %d of %d watchers saw the change", m.service, got, len(m.sessions))
+			var evs []string
+			for len(m.events) > 0 {
+				evs = append(evs, <-m.events)
+			}
+			b.Fatalf("%s: %d of %d watchers saw the change (last seen: %+v); events:\n%s",
+				m.service, got, len(m.sessions), last, strings.Join(evs, "\n"))
 		}
 	}
 	return lat
@@ -309,4 +335,69 @@ func (m *memberWatchers) reportReads(b *testing.B, name string) {
 	if m.updates > 0 {
 		b.ReportMetric(float64(m.updateR)/float64(m.updates)/w, name+"-reads/update")
 	}
+}
+
+// BenchmarkMembershipScale follows one service of 10,000 members from 100
+// watcher sessions (#14 "Scale"). It reports the time until all 100 have
+// their first set (all started at once), the time a join takes to reach
+// each watcher (p50, p99), the ZooKeeper requests a join and a leave cost
+// all watchers together (the reads they make, plus the write itself), and
+// the client heap the watchers hold (Go heap after GC).
+//
+//	go test -run '^$' -bench BenchmarkMembershipScale -benchtime 20x .
+func BenchmarkMembershipScale(b *testing.B) {
+	const n, watchers = 10000, 100
+	zkc := zktest.Shared(b)
+	root := zkc.Root(b)
+	a := zkConnect(b, zkc.Addr(0))
+	if _, err := a.Create(chrootOf(root)+"/services", nil, 0, zk.WorldACL(zk.PermAll)); err != nil {
+		b.Fatal(err)
+	}
+	populate(b, a, chrootOf(root)+"/services/svc", n)
+
+	m := &memberWatchers{service: "svc", n: n, seen: make(chan memberSeen, 16*watchers)}
+	for range watchers {
+		m.sessions = append(m.sessions, connect(b, root, WithSessionTimeout(30*time.Second)))
+	}
+	heap0 := heapInUse()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, s := range m.sessions {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ch, err := s.Members(benchCtx(b), "svc")
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			go func() {
+				for nodes := range ch {
+					m.seen <- memberSeen{size: len(nodes), at: time.Now()}
+				}
+			}()
+		}()
+	}
+	wg.Wait()
+	first := m.await(b, func(s memberSeen) bool { return s.size == n }, start)
+	heap := heapInUse() - heap0
+
+	var lat []time.Duration
+	i := 0
+	for b.Loop() {
+		b.StopTimer()
+		lat = append(lat, m.join(b, a, chrootOf(root), i)...)
+		i++
+		b.StartTimer()
+	}
+	slices.Sort(first)
+	slices.Sort(lat)
+	b.ReportMetric(first[len(first)-1].Seconds(), "first-set-s")
+	b.ReportMetric(ms(lat, 0.5), "change-p50-ms")
+	b.ReportMetric(ms(lat, 0.99), "change-p99-ms")
+	b.ReportMetric(float64(m.joinR)/float64(m.joins)+1, "requests/join")
+	b.ReportMetric(float64(m.leaveR)/float64(m.leaves)+1, "requests/leave")
+	b.ReportMetric(float64(heap)/(1<<20), "client-heap-MB")
+	b.ReportMetric(float64(heap)/float64(n*watchers), "B/member/watcher")
+	b.ReportMetric(0, "ns/op")
 }
