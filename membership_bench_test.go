@@ -401,3 +401,36 @@ func BenchmarkMembershipScale(b *testing.B) {
 	b.ReportMetric(float64(heap)/float64(n*watchers), "B/member/watcher")
 	b.ReportMetric(0, "ns/op")
 }
+
+// BenchmarkMemberSetChange measures a watcher's CPU per change without
+// ZooKeeper: applying a join and a leave to a set of n members (the
+// incremental sorted insert and delete), and the same with the copy of the
+// set that Members delivers after each.
+//
+//	go test -run '^$' -bench BenchmarkMemberSetChange .
+func BenchmarkMemberSetChange(b *testing.B) {
+	for _, n := range []int{10, 1000, 10000} {
+		for _, deliver := range []bool{false, true} {
+			b.Run(fmt.Sprintf("n=%d/deliver=%v", n, deliver), func(b *testing.B) {
+				m := newMemberSet(nil, "/services/svc")
+				for i := range n {
+					m.put(member{Node: Node{ID: fmt.Sprintf("member-%05d", i), Data: []byte("10.0.0.1:8080")}, czxid: int64(i + 1)})
+				}
+				joiner := member{Node: Node{ID: "member-05000x", Data: []byte("10.0.0.2:8080")}, czxid: int64(n + 1)}
+				var sink []Node
+				for b.Loop() {
+					m.put(joiner)
+					if deliver {
+						sink = m.nodes()
+					}
+					m.drop(joiner.ID)
+					if deliver {
+						sink = m.nodes()
+					}
+				}
+				_ = sink
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(2*b.N), "ns/change")
+			})
+		}
+	}
+}
