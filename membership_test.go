@@ -788,10 +788,12 @@ func TestRegistrationUpdate(t *testing.T) {
 func TestBalancerFollowsUpdates(t *testing.T) {
 	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
-	s, w := connect(t, root), connect(t, root)
+	// One session registers and balances: its registrations' watches on
+	// their nodes and the balancer's watch on the service live side by side.
+	s := connect(t, root)
 	a := register(t, s, "svc", "a")
 	register(t, s, "svc", "b")
-	bal, err := w.Balancer(testCtx(t), "svc", RoundRobin(), WithDownPolicy(1, time.Minute, time.Minute))
+	bal, err := s.Balancer(testCtx(t), "svc", RoundRobin(), WithDownPolicy(1, time.Minute, time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -802,7 +804,6 @@ func TestBalancerFollowsUpdates(t *testing.T) {
 	awaitPick(t, bal, func(n Node) bool { return n.ID == "a" && string(n.Data) == "a2" })
 	bal.ReportError("b")
 	awaitPick(t, bal, func(n Node) bool { return n.ID == "a" }) // b is down
-	// Our own Update reaches the balancer through the same session's watch.
 	if err := a.Update(testCtx(t), []byte("a3")); err != nil {
 		t.Fatal(err)
 	}
