@@ -831,3 +831,53 @@ func awaitPick(t testing.TB, b *Balancer, ok func(Node) bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// watchRecorder keeps the persistent watches its client's recipes set.
+type watchRecorder struct {
+	client
+	mu sync.Mutex
+	ws []*zkclient.Watcher
+}
+
+func (r *watchRecorder) AddWatch(ctx context.Context, path string, recursive bool) (*zkclient.Watcher, error) {
+	w, err := r.client.AddWatch(ctx, path, recursive)
+	if err == nil {
+		r.mu.Lock()
+		r.ws = append(r.ws, w)
+		r.mu.Unlock()
+	}
+	return w, err
+}
+
+// A Members that ends removes its watch: the client queues nothing more
+// for it.
+func TestMembersRemoveTheirWatch(t *testing.T) {
+	s := connect(t, zktest.Shared(t).Root(t))
+	rec := &watchRecorder{client: s.zk}
+	s.zk = rec
+	ctx, cancel := context.WithCancel(testCtx(t))
+	ch, err := s.Members(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, s, "svc", "a")
+	awaitIDs(t, ch, 5*time.Second, "a")
+	cancel()
+	awaitClosedMembers(t, ch, "ctx cancelled")
+	rec.mu.Lock()
+	ws := rec.ws
+	rec.mu.Unlock()
+	if len(ws) != 1 {
+		t.Fatalf("%d persistent watches set, want 1", len(ws))
+	}
+	ws[0].Take()
+	register(t, s, "svc", "b")
+	// The server sends a connection's notifications before the replies
+	// to its later requests.
+	if ok, _, err := s.Exists(testCtx(t), "/services/svc/b"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if evs := ws[0].Take(); len(evs) != 0 {
+		t.Fatalf("the ended Members' watch still gets events: %v", evs)
+	}
+}
