@@ -208,7 +208,7 @@ type memberWatchers struct {
 
 	events                 chan string // the watchers' session events, for a failure
 	joins, leaves, updates int         // changes made, each seen by every watcher
-	joinR, leaveR, updateR int64 // reads they cost
+	joinR, leaveR, updateR int64       // reads they cost
 }
 
 type memberSeen struct {
