@@ -42,6 +42,7 @@ type Balancer struct {
 	errs   actor.Mailbox[string]
 	stop   context.CancelFunc
 	done   chan struct{}
+	m      balancerMetrics
 }
 
 type pickerBox struct{ Picker }
@@ -83,7 +84,7 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 		return nil, opError("balancer", "", err)
 	}
 	runCtx, stop := context.WithCancel(ctx)
-	b := &Balancer{stop: stop, done: make(chan struct{})}
+	b := &Balancer{stop: stop, done: make(chan struct{}), m: balancerMetrics{counting: s.metrics.counting}}
 	b.picker.Store(&pickerBox{emptyPicker{}})
 	l := &balancer{
 		b:        b,
@@ -93,6 +94,7 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 	}
 	err = s.startRecipe(ctx, func(first chan<- error) {
 		defer close(b.done)
+		defer s.metrics.observeBalancer(&b.m, service)()
 		defer b.errs.Close() // ReportError after the end keeps nothing
 		defer stop()
 		l.run(runCtx, first)
@@ -107,12 +109,20 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 // Pick returns a node for a call with key (which only ConsistentHash uses),
 // ok=false when no node is available, so the caller can fall back to a
 // default. It takes no lock. The node's Data is shared: do not modify it.
-func (b *Balancer) Pick(key string) (Node, bool) { return b.picker.Load().Pick(key) }
+func (b *Balancer) Pick(key string) (Node, bool) {
+	if b.m.counting {
+		b.m.picks.Add(1)
+	}
+	return b.picker.Load().Pick(key)
+}
 
 // ReportError tells the balancer that a call to node id failed. It never
 // blocks; the node is left out once the down policy says so (see
 // WithDownPolicy). IDs of nodes that are not members are ignored.
-func (b *Balancer) ReportError(id string) { b.errs.Put(id) }
+func (b *Balancer) ReportError(id string) {
+	b.m.reported.Add(1)
+	b.errs.Put(id)
+}
 
 // Close stops the balancer and waits for its goroutine to end. Pick keeps
 // returning from the last set. It is idempotent and returns nil.
@@ -171,6 +181,7 @@ func (l *balancer) rebuild() {
 		}
 	}
 	l.b.picker.Store(&pickerBox{l.strategy.Picker(nodes)})
+	l.b.m.excluded.Store(int64(len(l.m.sorted) - len(nodes)))
 	l.stopTimer()
 	if t, ok := l.policy.nextExpiry(now); ok {
 		l.down = time.NewTimer(t.Sub(now))

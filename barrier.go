@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
@@ -41,6 +42,8 @@ type Barrier struct {
 	owner   int64 // the session that owns our node
 	czxid   int64 // our node's creation zxid
 	claimed bool  // we hold our entry in the session's claims
+
+	tried atomic.Int64 // the session of the last create, whose reply may have been lost
 }
 
 // Barrier returns this process's participant in the double barrier at path,
@@ -402,6 +405,7 @@ func (b *Barrier) create() (owner, czxid int64, err error) {
 	ctx := context.Background() // join waits, or gives the node up
 	for range 5 {
 		sid := b.s.zk.SessionID()
+		before := b.tried.Swap(sid)
 		_, _, err := b.s.zk.Create(ctx, b.node, b.data, b.s.acl, zkclient.Ephemeral, 0)
 		if errors.Is(err, zkclient.ErrNoNode) {
 			// The barrier's container was removed after its last round.
@@ -419,6 +423,15 @@ func (b *Barrier) create() (owner, czxid int64, err error) {
 		}
 		if st == nil {
 			continue // its session just ended
+		}
+		if st.EphemeralOwner == before && before != 0 && before != sid {
+			// Our own create, in a session that has ended since (its reply
+			// was lost); the server has not deleted the node yet. It is
+			// ours to remove.
+			if err := b.s.zk.Delete(ctx, b.node, st.Version); err != nil && !errors.Is(err, zkclient.ErrNoNode) {
+				return 0, 0, err
+			}
+			continue
 		}
 		if st.EphemeralOwner != sid && st.EphemeralOwner != b.s.zk.SessionID() {
 			return 0, 0, duplicateID(b.id, st.EphemeralOwner)

@@ -249,6 +249,7 @@ type election struct {
 	cancel  context.CancelFunc
 	last    Leadership
 	names   map[string]string // node name -> participant ID, for Leader
+	m       electionMetrics
 }
 
 // join creates our node (the client's goroutines may block; called from run
@@ -285,12 +286,23 @@ func (e *election) findPending() (bool, error) {
 	}
 	prefix := protectedPrefix + e.guid + "-"
 	for _, c := range children {
-		if strings.HasPrefix(c, prefix) {
-			return true, e.adopt(c)
+		if !strings.HasPrefix(c, prefix) {
+			continue
 		}
+		err := e.adopt(c)
+		if errors.Is(err, errNotOurs) {
+			// Made, but by a session that has ended since: the server
+			// deletes it with that session. Create our own anew.
+			e.guid = newUUID()
+			return false, nil
+		}
+		return true, err
 	}
 	return false, nil
 }
+
+// errNotOurs: the node belongs to another session than the current one.
+var errNotOurs = errors.New("node of another session")
 
 // adopt makes name our node, reads its creation zxid (the token) and
 // watches it, so that we learn at once if someone else deletes it.
@@ -298,6 +310,9 @@ func (e *election) adopt(name string) error {
 	st, ch, err := e.s.zk.ExistsW(bg, joinPath(e.path, name))
 	if err == nil && st == nil {
 		err = zkclient.ErrNoNode
+	}
+	if err == nil && st.EphemeralOwner != e.l.st.ID {
+		return errNotOurs
 	}
 	if err != nil {
 		e.orphans = append(e.orphans, name)
@@ -363,6 +378,7 @@ func (e *election) fired(i int, ev zkclient.WatchEvent) bool {
 		return false
 	}
 	e.s.stats.predWatches.Add(1)
+	e.m.predecessorGone(e, ev)
 	if ev.Type == zkclient.EventNodeDeleted && e.predLead && e.l.st.Connected && e.selfIntact() {
 		// Our predecessor led; nothing can have come in between, so we lead
 		// now, without another read.
@@ -404,7 +420,7 @@ func (e *election) check(st sessionState) error {
 	}
 	if e.l.watch[watchSelf] == nil { // re-arm the watch on our node (its data changed)
 		if err := e.adopt(e.node); err != nil {
-			if errors.Is(err, zkclient.ErrNoNode) {
+			if errors.Is(err, zkclient.ErrNoNode) || errors.Is(err, errNotOurs) {
 				e.drop()
 				return e.check(st)
 			}
@@ -521,6 +537,7 @@ func (e *election) publish(l Leadership) {
 		return
 	}
 	e.last = l
+	e.m.published(e, l)
 	e.out.Put(l)
 }
 

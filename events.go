@@ -102,6 +102,7 @@ func (s *Session) emit(e Event) {
 		s.log.Log(context.Background(), levelOf(e), "lighthouse: "+e.Type.String(),
 			"session", fmt.Sprintf("0x%x", e.SessionID), "path", e.Path, "err", e.Err)
 	}
+	s.metrics.event(e)
 	s.events.Publish(e)
 }
 

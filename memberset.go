@@ -61,6 +61,8 @@ type memberSet struct {
 	names    map[string]bool // children at the last list
 	cversion int32           // the service node's Cversion at the last list
 	pczxid   int64           // the service node's Czxid, 0 if it did not exist
+
+	m memberMetrics
 }
 
 // member is one instance as a memberSet knows it.
@@ -139,6 +141,7 @@ func (m *memberSet) sync() (changed bool, err error) {
 		return false, err
 	}
 	changed = !m.ready || m.changed
+	m.m.synced(m, len(m.sorted), changed, m.ready)
 	m.ready, m.changed = true, false
 	return changed, nil
 }

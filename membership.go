@@ -286,11 +286,14 @@ func (r *registration) ensure(st sessionState) error {
 				r.s.emit(Event{Type: EventRegistered, SessionID: owner, Path: r.path})
 			}
 			return nil
-		case owner != 0 && owner == r.prev:
-			return errWaiting
-		default:
-			return fmt.Errorf("%w (by session 0x%x)", ErrIDTaken, owner)
 		}
+		// Not ours: whatever node we had is gone, and leave must not
+		// delete the one at our path now.
+		r.owner, r.czxid = 0, 0
+		if owner != 0 && owner == r.prev {
+			return errWaiting
+		}
+		return fmt.Errorf("%w (by session 0x%x)", ErrIDTaken, owner)
 	}
 	return zkclient.ErrNoNode
 }

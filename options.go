@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // DefaultSessionTimeout is the session timeout Connect asks for unless
@@ -30,6 +31,8 @@ type options struct {
 	parentACL      []ACL
 	dial           func(ctx context.Context, network, addr string) (net.Conn, error)
 	tls            *tls.Config
+	meterProvider  metric.MeterProvider
+	meterSet       bool
 }
 
 // WithSessionTimeout sets the session timeout to ask the server for (default
@@ -100,6 +103,16 @@ func WithTLS(config *tls.Config) Option {
 	return func(o *options) { o.tls = config }
 }
 
+// newOptions applies opts to the defaults and validates the result.
+func newOptions(opts []Option) (options, error) {
+	o := options{sessionTimeout: DefaultSessionTimeout, log: slog.New(slog.DiscardHandler)}
+	o.dial = (&net.Dialer{}).DialContext
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o, o.validate()
+}
+
 func (o *options) validate() error {
 	if o.sessionTimeout <= 0 {
 		return fmt.Errorf("%w: session timeout %v is not positive", ErrInvalidOption, o.sessionTimeout)
@@ -115,6 +128,9 @@ func (o *options) validate() error {
 	}
 	if o.log == nil {
 		return fmt.Errorf("%w: nil logger", ErrInvalidOption)
+	}
+	if o.meterSet && o.meterProvider == nil {
+		return fmt.Errorf("%w: nil meter provider", ErrInvalidOption)
 	}
 	if o.dial == nil {
 		return fmt.Errorf("%w: nil dialer", ErrInvalidOption)

@@ -16,6 +16,9 @@ import (
 // declares functions (its first line of code starts with "func ") is kept
 // as top-level code, with testing, zktest and goleak imported, so the README
 // can show a user's test.
+//
+// Only fences that say exactly "go" are built: one that says "go nocompile"
+// shows code that needs modules this one does not require (an exporter).
 func TestREADMESnippetsCompile(t *testing.T) {
 	readme, err := os.ReadFile("README.md")
 	if err != nil {
@@ -30,6 +33,7 @@ func TestREADMESnippetsCompile(t *testing.T) {
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -43,6 +47,7 @@ import (
 
 var (
 	_ = slog.Default
+	_ = errors.Is
 	_ = time.Second
 	_ = errgroup.Group{}
 	_ = lighthouse.Connect

@@ -1,20 +1,9 @@
-// Package lighthouse gives Go services the ZooKeeper coordination recipes
-// that Java services get from Apache Curator: leader election, service
-// registration and discovery, and client-side balancing, over one
-// [Session] that handles connection loss and session expiry.
-//
-// A Session owns one ZooKeeper connection. One goroutine drains the client's
-// events and tracks the session's state; recipes hear about it from that
-// goroutine and rebuild themselves when the session expires. Everything a
-// recipe reports arrives on channels that carry the newest state and never
-// block the session.
 package lighthouse
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -61,6 +50,8 @@ type Session struct {
 	// and Balancers, for tests and benchmarks.
 	memberReads atomic.Int64
 
+	metrics *metrics
+
 	stats struct {
 		predWatches atomic.Int64 // election watches fired (for tests and benchmarks)
 	}
@@ -90,28 +81,15 @@ type sessionState struct {
 // With a chroot every path the Session takes or returns is relative to it;
 // the chroot node must exist (ErrNoNode, naming it, if it does not).
 func Connect(ctx context.Context, connectString string, opts ...Option) (*Session, error) {
-	o := options{sessionTimeout: DefaultSessionTimeout, log: slog.New(slog.DiscardHandler)}
-	o.dial = (&net.Dialer{}).DialContext
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if err := o.validate(); err != nil {
+	o, err := newOptions(opts)
+	if err != nil {
 		return nil, opError("connect", connectString, err)
 	}
 	hosts, chroot, err := parseConnectString(connectString)
 	if err != nil {
 		return nil, opError("connect", connectString, err)
 	}
-	s := &Session{
-		chroot:  chroot,
-		log:     o.log,
-		state:   actor.NewBroadcast[sessionState](1, true, nil),
-		events:  actor.NewBroadcast(eventBuffer, false, markDropped),
-		closing: make(chan struct{}),
-		ended:   make(chan struct{}),
-	}
-	s.acl, s.parentACL = o.nodeACLs()
-	s.live.init(o.sessionTimeout)
+	s := newSession(o, chroot)
 
 	// Subscribe before anything can happen, so Connect sees the first state.
 	states, unsubscribe := s.state.Subscribe()
@@ -129,6 +107,7 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 		// Called on the client's owner goroutine: hand the event to our
 		// loop and return.
 		OnEvent: func(ev zkclient.Event) { s.inbox.Put(ev) },
+		Hooks:   s.metrics.hooks(),
 	}
 	if o.authSet {
 		cfg.Auth = []zkclient.Auth{{Scheme: "digest", Payload: []byte(o.authUser + ":" + o.authPass)}}
@@ -146,6 +125,23 @@ func Connect(ctx context.Context, connectString string, opts ...Option) (*Sessio
 		return nil, opError("connect", connectString, mapErr(err))
 	}
 	return s, nil
+}
+
+// newSession makes a Session without a client: Connect gives it one,
+// recipe tests a fake.
+func newSession(o options, chroot string) *Session {
+	s := &Session{
+		chroot:  chroot,
+		log:     o.log,
+		state:   actor.NewBroadcast[sessionState](1, true, nil),
+		events:  actor.NewBroadcast(eventBuffer, false, markDropped),
+		closing: make(chan struct{}),
+		ended:   make(chan struct{}),
+		metrics: newMetrics(o.meterProvider, o.log),
+	}
+	s.acl, s.parentACL = o.nodeACLs()
+	s.live.init(o.sessionTimeout)
+	return s
 }
 
 // awaitConnected waits until run has published the first session, so that
@@ -206,6 +202,7 @@ func (s *Session) run(ctx context.Context) error {
 			}
 			switch ev.State {
 			case zkclient.StateConnected:
+				s.serverAddr.Store(&ev.Server) // before the event says so
 				switch {
 				case st.Connected && ev.SessionID == st.ID:
 				case ev.SessionID == st.ID:
@@ -224,7 +221,6 @@ func (s *Session) run(ctx context.Context) error {
 					s.live.granted.Store(int64(ev.Timeout))
 					publish(EventConnected, nil)
 				}
-				s.serverAddr.Store(&ev.Server)
 			case zkclient.StateDisconnected:
 				if st.Connected {
 					st.Connected = false
@@ -336,6 +332,7 @@ func (s *Session) Close() error {
 		s.emit(Event{Type: EventClosed, SessionID: id})
 		s.state.Close()
 		s.events.Close()
+		s.metrics.close()
 	})
 	return nil
 }

@@ -40,7 +40,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case *timeout <= 0:
 		return usagef("--timeout must be positive, not %v", *timeout)
 	}
-	d := &demoRun{out: newConsole(stdout), ctx: ctx, timeout: *timeout, byID: map[string]*worker{}}
+	d := &demoRun{out: newConsole(stdout), ctx: ctx, timeout: *timeout, byID: map[string]*worker{}, metrics: newDemoMetrics()}
 
 	target := *zkFlag
 	if target == "" {
@@ -58,7 +58,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer d.stop()
 	d.out.say("", "connecting to %s", target)
-	client, err := connect(ctx, target, d.timeout, lighthouse.WithSessionTimeout(demoTimeout))
+	client, err := connect(ctx, target, d.timeout, lighthouse.WithSessionTimeout(demoTimeout), d.metrics.option())
 	if err != nil {
 		return err
 	}
@@ -88,6 +88,7 @@ type demoRun struct {
 	cluster *zktest.Cluster // nil with --zk
 	hosts   []string        // the servers: each worker has a proxy to each
 	chroot  string          // "" or the chroot of --zk
+	metrics *demoMetrics    // every session's
 
 	mu        sync.Mutex
 	workers   []*worker
@@ -206,7 +207,7 @@ func (d *demoRun) startWorker(id string) error {
 		}
 		w.proxies, addrs[i] = append(w.proxies, p), p.Addr()
 	}
-	sess, err := connect(d.ctx, strings.Join(addrs, ",")+d.chroot, d.timeout, lighthouse.WithSessionTimeout(demoTimeout))
+	sess, err := connect(d.ctx, strings.Join(addrs, ",")+d.chroot, d.timeout, lighthouse.WithSessionTimeout(demoTimeout), d.metrics.option())
 	if err != nil {
 		w.each(func(p *zktest.Proxy) { p.Close() })
 		return err
@@ -435,6 +436,7 @@ func (d *demoRun) stop() {
 }
 
 func (d *demoRun) summary() {
+	recorded := d.metrics.collect() // before the sessions close and are no longer observed
 	d.stop()
 	w := tabwriter.NewWriter(d.out.w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "\nsummary")
@@ -455,4 +457,5 @@ func (d *demoRun) summary() {
 	d.mu.Unlock()
 	fmt.Fprintf(w, "\ncalls\t%d\nerrors\t%d\n", d.calls.Load(), d.errors.Load())
 	w.Flush()
+	recorded.print(d.out.w)
 }

@@ -41,7 +41,9 @@ func TestDemoRunsEndToEnd(t *testing.T) {
 		"releases leadership", "worker-1 no longer leads", "worker-2 leads", "failover after release took",
 		"worker-2 killed", "worker-3 leads", "failover after crash", "worker-2 comes back", "client sees members [worker-1 worker-2 worker-3]",
 		"server restarts", "session suspended", "session reconnected", "leads",
-		"scenario done", "summary", "errors  0", "local ZooKeeper stopped")
+		"scenario done", "summary", "errors  0",
+		"metrics", "leadership changes", "handovers", "reconnects", "expiries", "members", "balancer picks",
+		"local ZooKeeper stopped")
 	expectInOrder(t, out.String(), "worker-1 leads", "releases leadership")
 	expectInOrder(t, out.String(), "server restarts", "no longer leads", "scenario done")
 	// The client's view changes when the killed worker's session expires,

@@ -93,6 +93,8 @@ type Report struct {
 	// revocation, its process's kill or the start of its pause) to the next
 	// grant.
 	Failovers []time.Duration
+	// FailoverFrom is when each failover began, in the order of Failovers.
+	FailoverFrom []time.Time
 	// Margin is the smallest time seen between a revocation and the next
 	// grant to another participant (0 if there was none).
 	Margin time.Duration
@@ -327,6 +329,7 @@ func (c *checker) overlaps() {
 		}
 		if gap := b.Start.Sub(end); gap >= 0 && end != never {
 			c.rep.Failovers = append(c.rep.Failovers, gap)
+			c.rep.FailoverFrom = append(c.rep.FailoverFrom, end)
 		}
 	}
 }

@@ -107,6 +107,12 @@ func TestPausedLeadersGuardedWriteIsRefused(t *testing.T) {
 		}
 	}
 	if rep.Guarded.DeposedRefused == 0 || rep.Checks[RuleGuarded] == 0 {
+		for _, p := range run.Procs {
+			for _, r := range p.History {
+				t.Logf("%s %s", p.Proc, r)
+			}
+		}
+		t.Logf("pause %s .. %s", from.Format("15:04:05.000"), to.Format("15:04:05.000"))
 		t.Fatalf("checker saw guarded writes %+v, checks %v", rep.Guarded, rep.Checks)
 	}
 }

@@ -100,13 +100,21 @@ type summary struct {
 	checks     map[string]int
 	violations int
 	failovers  []time.Duration
+	byFault    map[string][]time.Duration // failovers by the fault that began last before them
 	margin     time.Duration
 	guarded    struct{ Committed, Refused, DeposedRefused int }
 }
 
-func (s *summary) add(faults map[string]int, rep Report) {
+func (s *summary) add(faults map[string]int, cause func(time.Time) string, rep Report) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.byFault == nil {
+		s.byFault = make(map[string][]time.Duration)
+	}
+	for i, d := range rep.Failovers {
+		k := cause(rep.FailoverFrom[i])
+		s.byFault[k] = append(s.byFault[k], d)
+	}
 	for k, n := range faults {
 		s.faults[k] += n
 	}
@@ -142,6 +150,11 @@ func (s *summary) String(elapsed time.Duration) string {
 	fmt.Fprintf(&b, "failovers (end of a leadership to the next grant): n=%d p50=%v p90=%v max=%v\n", len(s.failovers),
 		Percentile(s.failovers, 50).Round(time.Millisecond), Percentile(s.failovers, 90).Round(time.Millisecond),
 		Percentile(s.failovers, 100).Round(time.Millisecond))
+	fmt.Fprintf(&b, "failovers by the fault that began last before them (max should stay within the session timeout, the ensemble's recovery and 1 s):\n")
+	for _, k := range sortedKeys(s.byFault) {
+		d := s.byFault[k]
+		fmt.Fprintf(&b, "  %-16s n=%-3d p50=%-8v max=%v\n", k, len(d), Percentile(d, 50).Round(time.Millisecond), Percentile(d, 100).Round(time.Millisecond))
+	}
 	fmt.Fprintf(&b, "smallest margin from a revocation to the next grant: %v", s.margin.Round(time.Millisecond))
 	return b.String()
 }
@@ -191,6 +204,7 @@ type trial struct {
 	pauses   []Span
 	cutoffs  []Span
 	injected map[string]int
+	began    []began  // every fault, in the order they began
 	log      []string // what the harness did, for a failure's report
 }
 
@@ -276,7 +290,7 @@ func runTrial(t *testing.T, zkc *zktest.Cluster, bin string, seed uint64, faultT
 		run.Procs = append(run.Procs, Incarnation{Proc: p.Proc, History: hist, Killed: p.killed, Stopped: p.stopped, Exit: p.exit, Stderr: p.stderr})
 	}
 	rep := Check(run)
-	sum.add(tr.injected, rep)
+	sum.add(tr.injected, tr.cause, rep)
 	t.Logf("faults: %v; checks: %v; failovers: n=%d p50=%v max=%v; margin %v; guarded writes %+v", tr.injected, rep.Checks, len(rep.Failovers),
 		Percentile(rep.Failovers, 50).Round(time.Millisecond), Percentile(rep.Failovers, 100).Round(time.Millisecond), rep.Margin.Round(time.Millisecond), rep.Guarded)
 	if len(rep.Violations) > 0 {
@@ -303,6 +317,26 @@ func (tr *trial) inject(kind string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
 	tr.injected[kind]++
+	tr.began = append(tr.began, began{time.Now(), kind})
+}
+
+// cause names the fault that began last at or before t ("none" if none did).
+func (tr *trial) cause(t time.Time) string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	k := "none"
+	for _, b := range tr.began {
+		if !b.at.After(t) {
+			k = b.kind
+		}
+	}
+	return k
+}
+
+// began is when a fault of a kind began.
+type began struct {
+	at   time.Time
+	kind string
 }
 
 // start starts a new incarnation of m.

@@ -66,6 +66,8 @@ type Config struct {
 	// jute.maxbuffer); larger requests fail before they are sent with an
 	// error wrapping ErrRequestTooLarge. Default 1048575.
 	MaxPacket int
+	// Hooks report attempts, calls and watch notifications (see Hooks).
+	Hooks Hooks
 }
 
 // Client is a ZooKeeper client holding one session at a time. Its methods
@@ -264,7 +266,7 @@ func (c *Client) do(ctx context.Context, r *request) (reply, error) {
 
 // call is do for requests whose server error is the call's error.
 func (c *Client) call(ctx context.Context, r *request) ([]byte, error) {
-	rep, err := c.do(ctx, r)
+	rep, err := c.timed(ctx, r)
 	if err != nil {
 		return nil, err
 	}

@@ -32,6 +32,7 @@ func (o *owner) startAttempt() {
 func (o *owner) attempted(res attemptResult) {
 	o.attempt()
 	o.attempt = nil
+	o.c.cfg.Hooks.attempt(res.addr, res.err)
 	if res.err != nil {
 		o.reasons[res.addr] = res.err
 		o.c.log.Debug("zk: server unavailable", "server", res.addr, "err", res.err)

@@ -236,6 +236,7 @@ func (o *owner) handle(f frame) {
 			o.lastZxid = f.hdr.zxid
 		}
 		typ := EventType(ev.typ)
+		o.c.cfg.Hooks.watch(typ)
 		o.watches.dispatch(typ, ev.path, WatchEvent{Type: typ, Path: o.strip(ev.path), Zxid: max(f.hdr.zxid, 0)}, o.strip)
 		return
 	case xidPing:
