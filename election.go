@@ -651,9 +651,20 @@ func (s *Session) observe(ctx context.Context, path string, out *actor.Outbox[Pa
 	var last Participant
 	started := false
 	l := &loop{s: s, op: "observe", path: path}
+	// With no participant, watch the children for the first; else the
+	// leader alone (newcomers join at the back), with no children watch
+	// left behind to fire for nothing.
+	empty := false
 	l.look = func() error {
 		for {
-			children, _, ch, err := s.zk.ChildrenW(ctx, path)
+			var children []string
+			var ch <-chan zkclient.WatchEvent
+			var err error
+			if empty {
+				children, _, ch, err = s.zk.ChildrenW(ctx, path)
+			} else {
+				children, _, err = s.zk.Children(ctx, path)
+			}
 			if errors.Is(err, zkclient.ErrNoNode) {
 				var st *zkclient.Stat
 				if st, ch, err = s.zk.ExistsW(ctx, path); err == nil && st != nil {
@@ -664,7 +675,12 @@ func (s *Session) observe(ctx context.Context, path string, out *actor.Outbox[Pa
 				return err
 			}
 			queue := electionNodes(children)
-			if len(queue) == 0 {
+			if len(queue) == 0 && ch == nil {
+				empty = true // read again, with a watch
+				continue
+			}
+			empty = len(queue) == 0
+			if empty {
 				l.watch[0] = ch
 				s.publishLeader(out, &last, Participant{}, started)
 				started = true

@@ -54,7 +54,7 @@ type memberSet struct {
 	w       *zkclient.Watcher
 	oneShot bool                // no persistent watches: follow with ChildrenW
 	resync  bool                // the watch may have missed changes: read every member
-	conns   uint64              // the session's connection count when w was last in step
+	gen     uint64              // the session state's Gen when w was last in step
 	pending map[string]struct{} // members an event said to read, not read yet
 
 	// With one-shot watches.
@@ -109,7 +109,7 @@ func (m *memberSet) loop(op string, changed func()) *loop {
 			m.oneShot, m.pczxid = false, 0
 			return true, nil
 		}
-		if next.Connected && next.Conns != m.conns && m.w != nil {
+		if next.Connected && next.Gen != m.gen && m.w != nil {
 			// The same session is back; its persistent watch heard nothing
 			// while the connection was down. (One-shot watches are told
 			// what they missed when the client sets them again.)
@@ -149,7 +149,7 @@ func (m *memberSet) sync() (changed bool, err error) {
 // follow applies the events of the persistent watch, setting it first.
 func (m *memberSet) follow() error {
 	if m.w == nil {
-		m.conns = m.l.st.Conns
+		m.gen = m.l.st.Gen
 		w, err := m.s.zk.AddWatch(bg, m.path, true)
 		if errors.Is(err, zkclient.ErrUnimplemented) {
 			m.oneShot = true
@@ -161,7 +161,7 @@ func (m *memberSet) follow() error {
 		m.w, m.l.events, m.resync = w, w.Events(), true
 	}
 	if m.resync {
-		m.conns = m.l.st.Conns
+		m.gen = m.l.st.Gen
 		m.w.Take() // the reads below see all they report
 		clear(m.pending)
 		if err := m.readAll(); err != nil {

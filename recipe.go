@@ -74,7 +74,7 @@ var errWatching = errors.New("waiting on a watch")
 func (l *loop) run(ctx context.Context, first chan<- error) error {
 	states, unsubscribe := l.s.state.Subscribe()
 	defer unsubscribe()
-	retry := newBackoff()
+	retry := newRetry()
 	var timer *time.Timer
 	var retryC <-chan time.Time
 	stopRetry := func() {
@@ -141,8 +141,11 @@ func (l *loop) run(ctx context.Context, first chan<- error) error {
 				return end(err)
 			}
 			due = due || d
-			if next.Connected && (!prev.Connected || next.ID != prev.ID) {
-				stopRetry() // recover at once
+			if next.Connected && next.Gen != prev.Gen {
+				// A reconnect or a new session (perhaps while a look was in
+				// flight, so that only the newest state shows): recover at
+				// once.
+				stopRetry()
 			}
 		case ev := <-l.watch[0]:
 			l.watch[0] = nil
@@ -277,6 +280,9 @@ func (s *Session) deleteEphemeral(path string, owner int64) {
 	l.fatal = func(error, bool) bool { return false }
 	s.recipes.Go(func() { l.run(context.Background(), nil) })
 }
+
+// newRetry makes a loop's retry schedule (tests may slow it down).
+var newRetry = newBackoff
 
 // newBackoff is the retry schedule of recipes: from 50 ms up to 5 s, for
 // as long as it takes.

@@ -60,12 +60,10 @@ type Session struct {
 // sessionState is what the session's goroutine tells recipes. Recipes get
 // only the newest one.
 type sessionState struct {
-	Connected bool  // a session is established and the connection is up
-	ID        int64 // the current session (kept while Suspended, 0 once expired)
-	// Conns counts the connections made: a recipe that sees it change knows
-	// the connection was lost, even when it missed the state in between.
-	Conns  uint64
-	Closed bool
+	Gen       uint64 // counts changes: a recipe that sees only the newest state learns that others came between
+	Connected bool   // a session is established and the connection is up
+	ID        int64  // the current session (kept while Suspended, 0 once expired)
+	Closed    bool
 }
 
 // Connect opens a session to the ZooKeeper ensemble in connectString
@@ -188,6 +186,7 @@ func (s *Session) run(ctx context.Context) error {
 	// subscription made after Connect sees only later events.
 	publish := func(typ EventType, err error) {
 		s.emit(Event{Type: typ, SessionID: st.ID, Err: err})
+		st.Gen++
 		s.state.Publish(st)
 	}
 	for {
@@ -207,17 +206,16 @@ func (s *Session) run(ctx context.Context) error {
 				case st.Connected && ev.SessionID == st.ID:
 				case ev.SessionID == st.ID:
 					st.Connected = true
-					st.Conns++
 					publish(EventReconnected, nil)
 				default:
 					if st.ID != 0 { // missed the expiry; announce it first
 						id := st.ID
 						st.ID, st.Connected = 0, false
 						s.emit(Event{Type: EventExpired, SessionID: id, Err: ErrSessionExpired})
+						st.Gen++
 						s.state.Publish(st)
 					}
 					st.ID, st.Connected = ev.SessionID, true
-					st.Conns++
 					s.live.granted.Store(int64(ev.Timeout))
 					publish(EventConnected, nil)
 				}
@@ -231,6 +229,7 @@ func (s *Session) run(ctx context.Context) error {
 					id := st.ID
 					st.ID, st.Connected = 0, false
 					s.emit(Event{Type: EventExpired, SessionID: id, Err: ErrSessionExpired})
+					st.Gen++
 					s.state.Publish(st)
 				}
 			case zkclient.StateAuthFailed:
@@ -239,6 +238,7 @@ func (s *Session) run(ctx context.Context) error {
 				// The client ended by itself (its credentials were refused):
 				// the session cannot go on.
 				st.Connected, st.Closed = false, true
+				st.Gen++
 				s.state.Publish(st)
 				s.endOnce.Do(func() { close(s.ended) })
 			}
