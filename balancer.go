@@ -138,22 +138,21 @@ type balancer struct {
 	m        *memberSet
 	strategy Strategy
 	policy   *downPolicy
-	czxids   map[string]int64 // members at the last rebuild, by their node's czxid
-	down     *time.Timer      // brings back the next node whose exclusion ends
+	down     *time.Timer // brings back the next node whose exclusion ends
 	downC    <-chan time.Time
 }
 
 func (l *balancer) run(ctx context.Context, first chan<- error) {
 	defer l.stopTimer()
-	lp := l.m.loop("balancer", func() {
-		l.membersChanged()
-		l.rebuild()
-	})
+	// The policy forgets the nodes that left and those that registered
+	// again (their node is new).
+	l.m.renewed = l.policy.forget
+	lp := l.m.loop("balancer", l.rebuild)
 	lp.poke = l.b.errs.Ready
 	lp.poked = func() bool {
 		now, rebuild := time.Now(), false
 		for _, id := range l.b.errs.Take() {
-			if _, ok := l.czxids[id]; ok && l.policy.reportError(id, now) {
+			if l.m.has(id) && l.policy.reportError(id, now) {
 				rebuild = true
 			}
 		}
@@ -171,32 +170,14 @@ func (l *balancer) run(ctx context.Context, first chan<- error) {
 	lp.run(ctx, first)
 }
 
-// membersChanged makes the policy forget the nodes that left and those that
-// registered again (their node has a new czxid).
-func (l *balancer) membersChanged() {
-	next := make(map[string]int64, len(l.m.sorted))
-	for _, m := range l.m.sorted {
-		next[m.ID] = m.czxid
-		if old, ok := l.czxids[m.ID]; ok && old != m.czxid {
-			l.policy.forget(m.ID)
-		}
-	}
-	for id := range l.czxids {
-		if _, ok := next[id]; !ok {
-			l.policy.forget(id)
-		}
-	}
-	l.czxids = next
-}
-
 // rebuild publishes a Picker over the members that are not down and sets
 // the timer for the next one to come back.
 func (l *balancer) rebuild() {
 	now := time.Now()
 	nodes := make([]Node, 0, len(l.m.sorted))
-	for _, m := range l.m.sorted {
-		if !l.policy.isDown(m.ID, now) {
-			nodes = append(nodes, m.Node)
+	for _, n := range l.m.sorted {
+		if !l.policy.isDown(n.ID, now) {
+			nodes = append(nodes, n)
 		}
 	}
 	l.b.picker.Store(&pickerBox{l.strategy.Picker(nodes)})

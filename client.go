@@ -20,6 +20,7 @@ type client interface {
 	Set(ctx context.Context, path string, data []byte, version int32) (*zkclient.Stat, error)
 	Children(ctx context.Context, path string) ([]string, *zkclient.Stat, error)
 	ChildrenW(ctx context.Context, path string) ([]string, *zkclient.Stat, <-chan zkclient.WatchEvent, error)
+	AddWatch(ctx context.Context, path string, recursive bool) (*zkclient.Watcher, error)
 	Multi(ctx context.Context, ops ...zkclient.Op) ([]zkclient.OpResult, error)
 	WhoAmI(ctx context.Context) ([]zkclient.ClientInfo, error)
 	SessionID() int64

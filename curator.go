@@ -323,9 +323,10 @@ type registryOptions struct {
 // A node that does not decode is left out, with an EventError naming it;
 // the other instances are delivered as usual.
 //
-// Like Members, Curator-format Members reads an instance once: a change
-// made with Curator's updateService is not seen until the instance
-// registers again.
+// Registration.Update is Curator's updateService: it rewrites the
+// instance's JSON, which Curator's ServiceCache and queryForInstances read.
+// Members and Balancer deliver an instance changed by updateService (or
+// Update) in their next set, as for lighthouse's own registry.
 func CuratorFormat(basePath string) RegistryOption {
 	return func(o *registryOptions) {
 		if err := validatePath(basePath); err != nil {

@@ -674,3 +674,67 @@ func TestBalancerFollowsCuratorRegistry(t *testing.T) {
 		}
 	}
 }
+
+// Curator's updateService and Go's Update are the same change: Go's
+// Members delivers a Java update, Java's queryForInstances reads a Go one.
+func TestCuratorUpdateServiceBothWays(t *testing.T) {
+	root := zktest.Shared(t).Root(t)
+	java := startJava(t, root, javaTestTimeout, nil)
+	format := CuratorFormat("/discovery")
+	s := connect(t, root, WithSessionTimeout(javaTestTimeout))
+	ch, err := s.Members(testCtx(t), "orders", format)
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitIDs(t, ch, 5*time.Second)
+	java.Call(nil, "register", "/discovery", "orders", "j1", "10.0.0.9", "9090", "null")
+	awaitIDs(t, ch, 10*time.Second, "j1")
+	before := s.memberReads.Load()
+	java.Call(nil, "update", "/discovery", "orders", "j1", "10.0.0.10", "9191", `{"zone":"eu-3"}`)
+	nodes := awaitUpdated(t, ch, 10*time.Second, func(n []Node) bool {
+		i, err := DecodeServiceInstance(n[0].Data)
+		return err == nil && i.Address == "10.0.0.10" && i.Port == 9191 && strings.Contains(string(i.Payload), `"zone":"eu-3"`)
+	})
+	if n := s.memberReads.Load() - before; n != 1 {
+		t.Errorf("Java's updateService cost %d reads, want 1", n)
+	}
+	if len(nodes) != 1 {
+		t.Fatalf("after updateService: %v", ids(nodes))
+	}
+
+	reg := goRegister(t, s, "orders", "g1", ServiceInstance{Address: "10.0.0.7", Port: 8080}, format)
+	awaitIDs(t, ch, 10*time.Second, "g1", "j1")
+	if err := reg.Update(testCtx(t), mustJSON(t, ServiceInstance{Address: "10.0.0.8", Port: 8081, Payload: json.RawMessage(`{"w":2}`)})); err != nil {
+		t.Fatal(err)
+	}
+	got := javaQuery(t, java, "/discovery", "orders")
+	if len(got) != 2 || got[0].id != "g1" || got[0].address != "10.0.0.8" || got[0].port != "8081" ||
+		got[0].payload != `java.util.LinkedHashMap {"w":2}` || got[0].name != "orders" || got[0].serviceType != "DYNAMIC" {
+		t.Fatalf("Java reads the updated g1 as %+v", got)
+	}
+	// An Update is checked as Register checks its instance.
+	if err := reg.Update(testCtx(t), mustJSON(t, ServiceInstance{Name: "payments"})); !errors.Is(err, ErrInvalidInstance) {
+		t.Fatalf("Update to another service: %v, want ErrInvalidInstance", err)
+	}
+}
+
+// awaitUpdated reads sets from ch until ok accepts one, failing the test
+// if none comes within d.
+func awaitUpdated(t testing.TB, ch <-chan []Node, d time.Duration, ok func([]Node) bool) []Node {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case nodes, open := <-ch:
+			if !open {
+				t.Fatal("members closed")
+			}
+			if len(nodes) > 0 && ok(nodes) {
+				return nodes
+			}
+		case <-timer.C:
+			t.Fatalf("no such set within %v", d)
+		}
+	}
+}

@@ -612,6 +612,13 @@ func (c *fakeClient) Children(ctx context.Context, path string) ([]string, *zkcl
 	return names, st, err
 }
 
+// AddWatch answers as a server before 3.6 does: the fake has no
+// persistent watches, so recipes on it take their one-shot fallback
+// (persistent watches are tested against real servers).
+func (c *fakeClient) AddWatch(context.Context, string, bool) (*zkclient.Watcher, error) {
+	return nil, zkclient.ErrUnimplemented
+}
+
 func (c *fakeClient) ChildrenW(ctx context.Context, path string) ([]string, *zkclient.Stat, <-chan zkclient.WatchEvent, error) {
 	return c.children(ctx, path, true)
 }

@@ -1,13 +1,11 @@
 package lighthouse
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"slices"
-	"sync/atomic"
 
 	"github.com/lighthouse-zk/lighthouse/internal/actor"
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
@@ -33,9 +31,19 @@ const servicesPath = "/services"
 // Registration is this process's registration of one instance of a service,
 // made by Register.
 type Registration struct {
-	id   string
-	stop context.CancelFunc
-	done chan struct{}
+	id      string
+	path    string
+	stop    context.CancelFunc
+	done    chan struct{}
+	encode  func(data []byte) ([]byte, error) // checks Update's data as Register does
+	updates *actor.Mailbox[update]            // to the registration's goroutine
+}
+
+// update is one Update for the registration's goroutine.
+type update struct {
+	ctx   context.Context
+	data  []byte
+	reply chan error // buffer 1
 }
 
 // ID returns the registered instance's ID (the host name if Register was
@@ -50,6 +58,44 @@ func (r *Registration) Close() error {
 	r.stop()
 	<-r.done
 	return nil
+}
+
+// Update sets the registered instance's data, as Curator's updateService
+// does: Members and Balancers following the service deliver the new data in
+// their next set, and the node is created with it should the session
+// expire. It returns once the server has it. data is checked as Register
+// checks n.Data (ErrDataTooLarge; with CuratorFormat, a ServiceInstance,
+// completed the same way).
+//
+// It fails with ErrClosed once the registration has ended (Close, its ctx,
+// the session's Close), and with ErrNoNode while its node is not there: after
+// a session expiry until the node is created again, or while another
+// session holds the ID. ctx bounds this call only.
+func (r *Registration) Update(ctx context.Context, data []byte) error {
+	data, err := r.encode(data)
+	if err != nil {
+		return opError("update", r.path, err)
+	}
+	select {
+	case <-r.done:
+		return opError("update", r.path, ErrClosed)
+	default:
+	}
+	reply := make(chan error, 1)
+	r.updates.Put(update{ctx: ctx, data: slices.Clone(data), reply: reply})
+	select {
+	case err := <-reply:
+		return err
+	case <-r.done:
+		select {
+		case err := <-reply: // done just after it
+			return err
+		default:
+			return opError("update", r.path, ErrClosed)
+		}
+	case <-ctx.Done():
+		return opError("update", r.path, ctx.Err())
+	}
 }
 
 // Register registers n as an instance of service: an ephemeral node
@@ -107,10 +153,18 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 	if _, taken := s.claims.LoadOrStore(path, struct{}{}); taken {
 		return nil, opError("register", path, fmt.Errorf("%w in this process", ErrIDTaken))
 	}
-	r := &registration{s: s, path: path, data: slices.Clone(n.Data)}
 	runCtx, stop := context.WithCancel(ctx)
+	reg := &Registration{id: n.ID, path: path, stop: stop, done: make(chan struct{}), updates: new(actor.Mailbox[update])}
+	id := n.ID
+	reg.encode = func(data []byte) ([]byte, error) {
+		data, err := o.encode(service, id, data)
+		if err != nil {
+			return nil, err
+		}
+		return data, s.checkWrite(path, data, s.acl)
+	}
+	r := &registration{s: s, ctx: runCtx, path: path, data: slices.Clone(n.Data), updates: reg.updates}
 	unregister := s.onClose(stop)
-	reg := &Registration{id: n.ID, stop: stop, done: make(chan struct{})}
 	created := make(chan error, 1)
 	started := s.recipes.Go(func() {
 		defer close(reg.done)
@@ -142,9 +196,11 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 
 // registration is the state of one Register, owned by its goroutine.
 type registration struct {
-	s    *Session
-	path string
-	data []byte
+	s       *Session
+	ctx     context.Context // its life
+	path    string
+	data    []byte
+	updates *actor.Mailbox[update]
 
 	l     *loop // run's; its watch is on our node (or on a node in the way)
 	owner int64 // the session our node belongs to, 0 if we have none
@@ -158,8 +214,16 @@ var errWaiting = fmt.Errorf("%w: for the node of an expired session to go", errW
 // run is the registration's goroutine. It reports the outcome of its first
 // attempt to create the node on created; a lasting error there ends it.
 func (r *registration) run(ctx context.Context, created chan<- error) {
+	defer r.updates.Close() // an Update after the end gets ErrClosed
 	l := &loop{s: r.s, op: "register", path: r.path}
 	r.l = l
+	l.poke = r.updates.Ready
+	l.poked = func() bool {
+		for _, u := range r.updates.Take() {
+			u.reply <- r.update(u)
+		}
+		return false
+	}
 	l.look = func() error {
 		err := r.ensure(l.st)
 		if errors.Is(err, ErrIDTaken) && l.started {
@@ -234,219 +298,28 @@ func (r *registration) ensure(st sessionState) error {
 	return zkclient.ErrNoNode
 }
 
+// update sets our node's data, if we have a node, and keeps the data for
+// the nodes we create later.
+func (r *registration) update(u update) error {
+	if r.owner == 0 || r.owner != r.l.st.ID {
+		return opError("update", r.path, fmt.Errorf("%w: the registration's node is not there yet", ErrNoNode))
+	}
+	ctx, cancel := context.WithCancel(u.ctx)
+	defer cancel()
+	defer context.AfterFunc(r.ctx, cancel)() // Close does not wait for a lost connection
+	if _, err := r.s.zk.Set(ctx, r.path, u.data, AnyVersion); err != nil {
+		return r.s.opErr("update", r.path, err)
+	}
+	r.data = u.data
+	return nil
+}
+
 // leave deletes our node, if we have one.
 func (r *registration) leave() {
 	if r.owner != 0 && !r.s.isClosing() {
 		r.s.deleteEphemeral(r.path, r.owner)
 	}
 	r.owner = 0
-}
-
-// memberReads counts the ZooKeeper reads made by every Members and
-// Balancer of the process, for tests and benchmarks.
-var memberReads atomic.Int64
-
-// member is one instance as a memberSet knows it.
-type member struct {
-	Node
-	czxid int64 // the zxid that created its node: new when it registers again
-	bad   bool  // its data does not decode: left out of the set
-}
-
-// memberSet keeps the member set of one service current for the goroutine
-// that owns it (a Members or a Balancer), whose loop it drives.
-//
-// A change costs O(1) reads: the children watch fires, one ChildrenW lists
-// the names (and sets the next watch), and only the nodes of names not seen
-// before are read (Get); names that left are dropped. A member's data is
-// read once per node: Register never changes it, so there are no data
-// watches. The parent's child version (Cversion) tells whether the names
-// alone explain every change since the last read; when they do not (a
-// member left and registered again between two reads) every cached member
-// is checked (Exists) and those with a new node are read again.
-type memberSet struct {
-	s     *Session
-	path  string
-	check func([]byte) error // nil, or why a member's data is left out
-	l     *loop              // its watch is on the service node's children, or its existence
-	ready bool               // read at least once
-
-	names    map[string]bool   // children at the last read
-	cache    map[string]member // members whose node we have read
-	cversion int32             // the service node's Cversion at the last read
-	pczxid   int64             // the service node's Czxid, 0 if it did not exist
-	sorted   []member          // the set last returned by sync
-	m        memberMetrics
-}
-
-// memberSet returns the member set of service in the registry o chooses.
-func (o registryOptions) memberSet(s *Session, service string) (*memberSet, error) {
-	path, err := o.servicePath(service)
-	if err != nil {
-		return nil, err
-	}
-	m := newMemberSet(s, path)
-	if o.curator {
-		m.check = o.check
-	}
-	return m, nil
-}
-
-func newMemberSet(s *Session, path string) *memberSet {
-	return &memberSet{s: s, path: path, names: make(map[string]bool), cache: make(map[string]member)}
-}
-
-// loop returns the loop that keeps the set current for op, calling changed
-// each time the set differs from the last one.
-func (m *memberSet) loop(op string, changed func()) *loop {
-	l := &loop{s: m.s, op: op, path: m.path}
-	m.l = l
-	l.look = func() error {
-		c, err := m.sync()
-		if err == nil && c {
-			changed()
-		}
-		return err
-	}
-	l.state = func(prev, next sessionState) (bool, error) {
-		// A new session lost every watch: read the whole set again. A
-		// suspended session keeps the set; the client re-registers the
-		// watch when the same session comes back.
-		if next.ID != prev.ID && next.ID != 0 {
-			m.pczxid = 0
-			return true, nil
-		}
-		return false, nil
-	}
-	return l
-}
-
-// sync reads what changed and reports whether the set differs from the one
-// it last returned (always true on the first success).
-func (f *memberSet) sync() (changed bool, err error) {
-	if err := f.read(); err != nil {
-		return false, err
-	}
-	set := make([]member, 0, len(f.cache))
-	for _, m := range f.cache {
-		if !m.bad {
-			set = append(set, m)
-		}
-	}
-	slices.SortFunc(set, func(a, b member) int { return cmp.Compare(a.ID, b.ID) })
-	changed = !f.ready || !slices.EqualFunc(set, f.sorted, func(a, b member) bool {
-		return a.ID == b.ID && a.czxid == b.czxid
-	})
-	f.m.synced(f, len(set), changed, f.ready)
-	f.ready = true
-	if changed {
-		f.sorted = set
-	}
-	return changed, nil
-}
-
-// read brings the cache up to date with as few reads as it can.
-func (f *memberSet) read() error {
-	for {
-		memberReads.Add(1)
-		children, stat, ch, err := f.s.zk.ChildrenW(bg, f.path)
-		if errors.Is(err, zkclient.ErrNoNode) {
-			memberReads.Add(1)
-			st, ech, err := f.s.zk.ExistsW(bg, f.path)
-			if err != nil {
-				return err
-			}
-			if st != nil {
-				continue // created meanwhile
-			}
-			f.l.watch[0] = ech // follow the service once it is created
-			clear(f.cache)
-			clear(f.names)
-			f.pczxid, f.cversion = 0, 0
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		f.l.watch[0] = ch
-		now := make(map[string]bool, len(children))
-		for _, c := range children {
-			now[c] = true
-		}
-		if stat.Czxid != f.pczxid || stat.Cversion < f.cversion {
-			// A new service node or a new session: start afresh.
-			clear(f.cache)
-			clear(f.names)
-		} else {
-			diff := 0
-			for c := range now {
-				if !f.names[c] {
-					diff++
-				}
-			}
-			for c := range f.names {
-				if !now[c] {
-					diff++
-				}
-			}
-			if int(stat.Cversion-f.cversion) > diff {
-				// More changes than the names show: someone left and came
-				// back in between. Find who by their nodes' czxid.
-				for id, m := range f.cache {
-					if !now[id] {
-						continue
-					}
-					memberReads.Add(1)
-					st, err := f.s.zk.Exists(bg, joinPath(f.path, id))
-					if err != nil {
-						return err
-					}
-					if st == nil || st.Czxid != m.czxid {
-						delete(f.cache, id)
-					}
-				}
-			}
-		}
-		f.pczxid, f.cversion = stat.Czxid, stat.Cversion
-		f.names = now
-		for id := range f.cache {
-			if !now[id] {
-				delete(f.cache, id)
-			}
-		}
-		for _, id := range children {
-			if _, ok := f.cache[id]; ok {
-				continue
-			}
-			memberReads.Add(1)
-			data, st, err := f.s.zk.Get(bg, joinPath(f.path, id))
-			if errors.Is(err, zkclient.ErrNoNode) {
-				continue // left meanwhile; the watch will tell
-			}
-			if err != nil {
-				return err
-			}
-			m := member{Node: Node{ID: id, Data: data}, czxid: st.Czxid}
-			if f.check != nil {
-				if err := f.check(data); err != nil {
-					// Read once per node, so reported once per node.
-					m.bad = true
-					f.s.skip(joinPath(f.path, id), err)
-				}
-			}
-			f.cache[id] = m
-		}
-		return nil
-	}
-}
-
-// nodes returns a new slice of the set's nodes, sorted by ID.
-func (f *memberSet) nodes() []Node {
-	out := make([]Node, len(f.sorted))
-	for i, m := range f.sorted {
-		out[i] = m.Node
-	}
-	return out
 }
 
 // Members follows the live instances of service. The channel delivers the
@@ -461,10 +334,17 @@ func (f *memberSet) nodes() []Node {
 // the set is read afresh. The channel is closed when ctx ends or the session
 // closes.
 //
-// One instance joining or leaving costs a constant number of reads, whatever
-// the number of instances: a watch on the service's children, a read of the
-// names and a read of the new instance's node. An instance's data is read
-// when it registers (Register does not change it).
+// Members follows data changes too: an instance's Update (or Curator's
+// updateService) delivers a set in which its Node.Data is new.
+//
+// On ZooKeeper 3.6 and later one persistent recursive watch on the service
+// node says what changed: a join or an Update costs one read (the
+// instance's node), a leave none, whatever the number of instances. The
+// server sends no events while the connection is down, so after a reconnect
+// or a session expiry every instance is read again once. A server before 3.6
+// has no persistent watches: Members then lists the names with a one-shot
+// watch on each change (one read, plus one for the node of a new instance)
+// and reads an instance's data once, when it joins, so Updates are not seen.
 //
 // With CuratorFormat it follows Curator's registry; see there.
 func (s *Session) Members(ctx context.Context, service string, opts ...RegistryOption) (<-chan []Node, error) {

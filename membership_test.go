@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
@@ -461,38 +462,99 @@ func TestServicesAndInstances(t *testing.T) {
 	}
 }
 
-// A join costs one children read and one data read; a leave, one children
-// read, however many members there are.
+// A join costs one read (the new node), a leave none, an Update one,
+// however many members there are.
 func TestMembersReadsPerChange(t *testing.T) {
-	zkc := zktest.Shared(t)
-	root := zkc.Root(t)
-	s, w := connect(t, root), connect(t, root)
-	ctx := testCtx(t)
-	if _, err := s.Create(ctx, "/services/svc", nil, Persistent, CreateParents()); err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for i := range 50 {
-		id := fmt.Sprintf("m%02d", i)
-		if _, err := s.Create(ctx, "/services/svc/"+id, nil, Ephemeral); err != nil {
-			t.Fatal(err)
-		}
-		want = append(want, id)
-	}
-	members := watch(t, w, "svc")
-	awaitIDs(t, members, 5*time.Second, want...)
+	for _, oneShot := range []bool{false, true} {
+		t.Run(map[bool]string{false: "persistent", true: "one-shot"}[oneShot], func(t *testing.T) {
+			zkc := zktest.Shared(t)
+			root := zkc.Root(t)
+			s, w := connect(t, root), connect(t, root)
+			if oneShot {
+				withoutPersistentWatches(w)
+			}
+			ctx := testCtx(t)
+			if _, err := s.Create(ctx, "/services/svc", nil, Persistent, CreateParents()); err != nil {
+				t.Fatal(err)
+			}
+			var want []string
+			for i := range 50 {
+				id := fmt.Sprintf("m%02d", i)
+				if _, err := s.Create(ctx, "/services/svc/"+id, nil, Ephemeral); err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, id)
+			}
+			members := watch(t, w, "svc")
+			awaitIDs(t, members, 5*time.Second, want...)
+			if n := w.memberReads.Load(); n != 51 {
+				t.Errorf("the first set cost %d reads, want 51", n)
+			}
 
-	before := memberReads.Load()
-	reg := register(t, s, "svc", "new")
-	awaitIDs(t, members, 5*time.Second, append(slices.Clone(want), "new")...)
-	if n := memberReads.Load() - before; n != 2 {
-		t.Errorf("a join cost %d reads, want 2", n)
+			// The one-shot fallback lists the names on each change.
+			list := map[bool]int64{false: 0, true: 1}[oneShot]
+			before := w.memberReads.Load()
+			reg := register(t, s, "svc", "new")
+			awaitIDs(t, members, 5*time.Second, append(slices.Clone(want), "new")...)
+			if n := w.memberReads.Load() - before; n != 1+list {
+				t.Errorf("a join cost %d reads, want %d", n, 1+list)
+			}
+			if !oneShot {
+				before = w.memberReads.Load()
+				if err := reg.Update(ctx, []byte("v2")); err != nil {
+					t.Fatal(err)
+				}
+				nodes := awaitData(t, members, 5*time.Second, "new", "v2")
+				if len(nodes) != 51 {
+					t.Errorf("after Update: %d members", len(nodes))
+				}
+				if n := w.memberReads.Load() - before; n != 1 {
+					t.Errorf("an Update cost %d reads, want 1", n)
+				}
+			}
+			before = w.memberReads.Load()
+			reg.Close()
+			awaitIDs(t, members, 5*time.Second, want...)
+			if n := w.memberReads.Load() - before; n != list {
+				t.Errorf("a leave cost %d reads, want %d", n, list)
+			}
+		})
 	}
-	before = memberReads.Load()
-	reg.Close()
-	awaitIDs(t, members, 5*time.Second, want...)
-	if n := memberReads.Load() - before; n != 1 {
-		t.Errorf("a leave cost %d reads, want 1", n)
+}
+
+// withoutPersistentWatches makes s's client answer AddWatch as a server
+// before 3.6 does, so its recipes take the fallback path. Call it before
+// starting any recipe on s.
+func withoutPersistentWatches(s *Session) { s.zk = noAddWatch{s.zk} }
+
+type noAddWatch struct{ client }
+
+func (noAddWatch) AddWatch(context.Context, string, bool) (*zkclient.Watcher, error) {
+	return nil, zkclient.ErrUnimplemented
+}
+
+// awaitData reads sets from ch until member id has data, failing the test
+// if none comes within d. It returns that set.
+func awaitData(t testing.TB, ch <-chan []Node, d time.Duration, id, data string) []Node {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var last []Node
+	for {
+		select {
+		case nodes, ok := <-ch:
+			if !ok {
+				t.Fatalf("members closed while waiting for %s=%q", id, data)
+			}
+			last = nodes
+			for _, n := range nodes {
+				if n.ID == id && string(n.Data) == data {
+					return nodes
+				}
+			}
+		case <-timer.C:
+			t.Fatalf("member %s not %q within %v (last %d: %v)", id, data, d, len(last), abbrev(ids(last)))
+		}
 	}
 }
 
@@ -508,6 +570,7 @@ func TestMemberSetSeesReregistrationBetweenReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := newMemberSet(s, "/services/svc")
+	f.oneShot = true             // the fallback; persistent watches see each change
 	f.loop("members", func() {}) // sync sets the loop's watch
 	if changed, err := f.sync(); err != nil || !changed {
 		t.Fatalf("first sync: %v %v", changed, err)
@@ -545,5 +608,276 @@ func TestRegistrationRecreatedWhenDeleted(t *testing.T) {
 	awaitEvent(t, events, EventRegistered, 5*time.Second)
 	if _, st, err := other.Get(testCtx(t), "/services/svc/a"); err != nil || st.EphemeralOwner != s.SessionID() {
 		t.Fatalf("after delete: %+v %v", st, err)
+	}
+}
+
+// modes runs f with persistent watches and with the one-shot fallback
+// (setup is given the watching session before any recipe starts on it).
+func modes(t *testing.T, f func(t *testing.T, oneShot bool, setup func(*Session))) {
+	for _, oneShot := range []bool{false, true} {
+		t.Run(map[bool]string{false: "persistent", true: "one-shot"}[oneShot], func(t *testing.T) {
+			f(t, oneShot, func(s *Session) {
+				if oneShot {
+					withoutPersistentWatches(s)
+				}
+			})
+		})
+	}
+}
+
+// The server tells a persistent watch nothing of what changed while the
+// connection was down: joins, leaves and Updates made then are found when
+// the same session is back, and the watch works on.
+func TestMembersSeeChangesMadeWhileCut(t *testing.T) {
+	modes(t, func(t *testing.T, oneShot bool, setup func(*Session)) {
+		zkc := zktest.Shared(t)
+		root := zkc.Root(t)
+		proxy := zktest.ProxyT(t, zkc.Addr(0))
+		w := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(8*time.Second))
+		setup(w)
+		events := w.Events(testCtx(t))
+		s := connect(t, root)
+		a, b := register(t, s, "svc", "a"), register(t, s, "svc", "b")
+		members := watch(t, w, "svc")
+		awaitIDs(t, members, 5*time.Second, "a", "b")
+		id := w.SessionID()
+
+		proxy.Cut()
+		awaitEvent(t, events, EventSuspended, 5*time.Second)
+		a.Close()
+		register(t, s, "svc", "c")
+		if err := b.Update(testCtx(t), []byte("b2")); err != nil {
+			t.Fatal(err)
+		}
+		proxy.Heal()
+		awaitEvent(t, events, EventReconnected, 10*time.Second)
+		if w.SessionID() != id {
+			t.Fatal("the session expired; the test needs it to come back")
+		}
+		nodes := awaitIDs(t, members, 5*time.Second, "b", "c")
+		if !oneShot && string(nodes[0].Data) != "b2" {
+			nodes = awaitData(t, members, 5*time.Second, "b", "b2")
+		}
+		before := w.memberReads.Load()
+		register(t, s, "svc", "d")
+		awaitIDs(t, members, 5*time.Second, "b", "c", "d")
+		if n, want := w.memberReads.Load()-before, map[bool]int64{false: 1, true: 2}[oneShot]; n != want {
+			t.Errorf("a join after the reconnect cost %d reads, want %d", n, want)
+		}
+	})
+}
+
+// After the watching session expires, the set is read afresh on the new
+// session and followed from there.
+func TestMembersConvergeAfterExpiry(t *testing.T) {
+	modes(t, func(t *testing.T, oneShot bool, setup func(*Session)) {
+		zkc := zktest.Shared(t)
+		root := zkc.Root(t)
+		proxy := zktest.ProxyT(t, zkc.Addr(0))
+		w := connect(t, proxy.Addr()+chrootOf(root))
+		setup(w)
+		events := w.Events(testCtx(t))
+		s := connect(t, root)
+		a, b := register(t, s, "svc", "a"), register(t, s, "svc", "b")
+		members := watch(t, w, "svc")
+		awaitIDs(t, members, 5*time.Second, "a", "b")
+
+		proxy.Stall() // no event can reach it now
+		a.Close()
+		register(t, s, "svc", "c")
+		if err := b.Update(testCtx(t), []byte("b2")); err != nil {
+			t.Fatal(err)
+		}
+		proxy.Heal()
+		if err := proxy.Expire(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		awaitEvent(t, events, EventConnected, 10*time.Second)
+		nodes := awaitIDs(t, members, 5*time.Second, "b", "c")
+		if string(nodes[0].Data) != "b2" {
+			awaitData(t, members, 5*time.Second, "b", "b2") // read afresh in both modes
+		}
+		register(t, s, "svc", "d") // watches work on the new session
+		awaitIDs(t, members, 5*time.Second, "b", "c", "d")
+		if !oneShot {
+			if err := b.Update(testCtx(t), []byte("b3")); err != nil {
+				t.Fatal(err)
+			}
+			awaitData(t, members, 5*time.Second, "b", "b3")
+		}
+	})
+}
+
+// The service node is a container: removed once its last member leaves,
+// created again by the next one. The watch on it follows both.
+func TestMembersFollowServiceNodeGoneAndBack(t *testing.T) {
+	modes(t, func(t *testing.T, oneShot bool, setup func(*Session)) {
+		zkc := zktest.Shared(t)
+		root := zkc.Root(t)
+		s, w := connect(t, root), connect(t, root)
+		setup(w)
+		members := watch(t, w, "svc")
+		a := register(t, s, "svc", "a")
+		awaitIDs(t, members, 5*time.Second, "a")
+		a.Close()
+		awaitIDs(t, members, 5*time.Second)
+		// Remove the container now rather than wait for the server to.
+		if err := s.Delete(testCtx(t), "/services/svc", AnyVersion); err != nil && !errors.Is(err, ErrNoNode) {
+			t.Fatal(err)
+		}
+		register(t, s, "svc", "b")
+		awaitIDs(t, members, 5*time.Second, "b")
+	})
+}
+
+func TestRegistrationUpdate(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t)
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
+	s := connect(t, proxy.Addr()+chrootOf(root))
+	other := connect(t, root)
+	events := s.Events(testCtx(t))
+	ctx := testCtx(t)
+	reg := register(t, s, "svc", "a")
+	if err := reg.Update(ctx, []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	if data, _, err := other.Get(ctx, "/services/svc/a"); err != nil || string(data) != "v2" {
+		t.Fatalf("node after Update: %q %v", data, err)
+	}
+	if err := reg.Update(ctx, make([]byte, MaxDataSize+1)); !errors.Is(err, ErrDataTooLarge) {
+		t.Fatalf("Update too large: %v, want ErrDataTooLarge", err)
+	}
+
+	// While another session holds the ID, the node is not ours: ErrNoNode.
+	// Once it is back, it is created with the updated data.
+	if err := proxy.Expire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut() // hold the client off while other takes the ID
+	if _, err := other.Create(ctx, "/services/svc/a", []byte("theirs"), Ephemeral); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Heal()
+	awaitEvent(t, events, EventConnected, 10*time.Second)
+	for {
+		e := awaitEvent(t, events, EventError, 10*time.Second)
+		if errors.Is(e.Err, ErrIDTaken) {
+			break
+		}
+	}
+	if err := reg.Update(ctx, []byte("v3")); !errors.Is(err, ErrNoNode) {
+		t.Fatalf("Update while the ID is taken: %v, want ErrNoNode", err)
+	}
+	if err := other.Delete(ctx, "/services/svc/a", AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	awaitEvent(t, events, EventRegistered, 10*time.Second)
+	if data, st, err := other.Get(ctx, "/services/svc/a"); err != nil || string(data) != "v2" || st.EphemeralOwner != s.SessionID() {
+		t.Fatalf("node registered again: %q %+v %v", data, st, err)
+	}
+
+	reg.Close()
+	if err := reg.Update(ctx, []byte("v4")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Update after Close: %v, want ErrClosed", err)
+	}
+}
+
+// A Balancer picks from the updated data, and an Update does not bring a
+// node that is down back (it did not register again).
+func TestBalancerFollowsUpdates(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t)
+	// One session registers and balances: its registrations' watches on
+	// their nodes and the balancer's watch on the service live side by side.
+	s := connect(t, root)
+	a := register(t, s, "svc", "a")
+	register(t, s, "svc", "b")
+	bal, err := s.Balancer(testCtx(t), "svc", RoundRobin(), WithDownPolicy(1, time.Minute, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bal.Close() })
+	if err := a.Update(testCtx(t), []byte("a2")); err != nil {
+		t.Fatal(err)
+	}
+	awaitPick(t, bal, func(n Node) bool { return n.ID == "a" && string(n.Data) == "a2" })
+	bal.ReportError("b")
+	awaitPick(t, bal, func(n Node) bool { return n.ID == "a" }) // b is down
+	if err := a.Update(testCtx(t), []byte("a3")); err != nil {
+		t.Fatal(err)
+	}
+	awaitPick(t, bal, func(n Node) bool { return string(n.Data) == "a3" })
+	for range 4 {
+		if n, ok := bal.Pick(""); !ok || n.ID != "a" {
+			t.Fatalf("Pick after Update: %+v %v; b should still be down", n, ok)
+		}
+	}
+}
+
+// awaitPick picks until ok accepts the node picked. A Balancer has no
+// channel to wait on, so it polls.
+func awaitPick(t testing.TB, b *Balancer, ok func(Node) bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n, found := b.Pick("")
+		if found && ok(n) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no such pick within 5s (last %+v %v)", n, found)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// watchRecorder keeps the persistent watches its client's recipes set.
+type watchRecorder struct {
+	client
+	mu sync.Mutex
+	ws []*zkclient.Watcher
+}
+
+func (r *watchRecorder) AddWatch(ctx context.Context, path string, recursive bool) (*zkclient.Watcher, error) {
+	w, err := r.client.AddWatch(ctx, path, recursive)
+	if err == nil {
+		r.mu.Lock()
+		r.ws = append(r.ws, w)
+		r.mu.Unlock()
+	}
+	return w, err
+}
+
+// A Members that ends removes its watch: the client queues nothing more
+// for it.
+func TestMembersRemoveTheirWatch(t *testing.T) {
+	s := connect(t, zktest.Shared(t).Root(t))
+	rec := &watchRecorder{client: s.zk}
+	s.zk = rec
+	ctx, cancel := context.WithCancel(testCtx(t))
+	ch, err := s.Members(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, s, "svc", "a")
+	awaitIDs(t, ch, 5*time.Second, "a")
+	cancel()
+	awaitClosedMembers(t, ch, "ctx cancelled")
+	rec.mu.Lock()
+	ws := rec.ws
+	rec.mu.Unlock()
+	if len(ws) != 1 {
+		t.Fatalf("%d persistent watches set, want 1", len(ws))
+	}
+	ws[0].Take()
+	register(t, s, "svc", "b")
+	// The server sends a connection's notifications before the replies
+	// to its later requests.
+	if ok, _, err := s.Exists(testCtx(t), "/services/svc/b"); !ok || err != nil {
+		t.Fatal(ok, err)
+	}
+	if evs := ws[0].Take(); len(evs) != 0 {
+		t.Fatalf("the ended Members' watch still gets events: %v", evs)
 	}
 }

@@ -54,10 +54,14 @@ type loop struct {
 	// ErrClosed.
 	end func(why error)
 
-	watch   [3]<-chan zkclient.WatchEvent // set by look; cleared when they fire
-	st      sessionState                  // the newest session state
-	started bool                          // the first look has succeeded
-	done    bool                          // set by look: the recipe is finished
+	watch [3]<-chan zkclient.WatchEvent // set by look; cleared when they fire
+	// events, set by look, is a persistent watch's Events channel: a value
+	// on it makes a look due. Unlike watch it stays set until look clears
+	// it.
+	events  <-chan struct{}
+	st      sessionState // the newest session state
+	started bool         // the first look has succeeded
+	done    bool         // set by look: the recipe is finished
 }
 
 // bg is the context of the calls of recipes that own nodes: they are not
@@ -165,6 +169,9 @@ func (l *loop) run(ctx context.Context, first chan<- error) error {
 				due = true
 				stopRetry()
 			}
+		case <-l.events:
+			due = true
+			stopRetry()
 		case <-poke:
 			due = l.poked() || due
 		case <-alarm:

@@ -46,6 +46,10 @@ type Session struct {
 	// once: on the server it would look like the first one's node.
 	claims sync.Map // path -> struct{}
 
+	// memberReads counts the ZooKeeper reads made by this Session's Members
+	// and Balancers, for tests and benchmarks.
+	memberReads atomic.Int64
+
 	metrics *metrics
 
 	stats struct {

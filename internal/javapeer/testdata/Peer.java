@@ -128,6 +128,17 @@ public class Peer {
             registered.put(f[1] + "/" + f[2] + "/" + f[3], i);
             return;
         }
+        case "update": { // update base name id address port payload-json: updateService
+            Map payload = f[6].equals("null") ? null : json.readValue(f[6], Map.class);
+            ServiceInstance<Map> old = registered.get(f[1] + "/" + f[2] + "/" + f[3]);
+            ServiceInstance<Map> i = ServiceInstance.<Map>builder().name(f[2]).id(f[3])
+                .address(f[4]).port(Integer.parseInt(f[5])).payload(payload)
+                .registrationTimeUTC(old.getRegistrationTimeUTC())
+                .uriSpec(new UriSpec("{scheme}://{address}:{port}")).build();
+            discovery(f[1]).updateService(i);
+            registered.put(f[1] + "/" + f[2] + "/" + f[3], i);
+            return;
+        }
         case "unregister": { // unregister base name id
             discovery(f[1]).unregisterService(registered.remove(f[1] + "/" + f[2] + "/" + f[3]));
             return;
