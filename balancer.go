@@ -3,6 +3,7 @@ package lighthouse
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -194,4 +195,92 @@ func (l *balancer) stopTimer() {
 		l.down.Stop()
 		l.down, l.downC = nil, nil
 	}
+}
+
+// downPolicy decides which nodes a balancer leaves out for a while because
+// calls to them failed, like Apache Curator's DownInstancePolicy: threshold
+// errors reported within window put a node down for duration. It is pure
+// and deterministic: time comes only from the now its callers pass. It is
+// owned by one goroutine (the balancer's) and takes no lock.
+type downPolicy struct {
+	threshold        int
+	window, duration time.Duration
+	nodes            map[string]*downRecord
+}
+
+// downRecord is one node's recent errors (at most threshold of them, within
+// window of the latest) and the end of its exclusion, if any.
+type downRecord struct {
+	errors []time.Time
+	until  time.Time
+}
+
+// newDownPolicy returns a policy that excludes a node for duration once
+// threshold errors were reported within window. A threshold below 1 counts
+// as 1; a duration of 0 or less never excludes anyone.
+func newDownPolicy(threshold int, window, duration time.Duration) *downPolicy {
+	return &downPolicy{
+		threshold: max(threshold, 1),
+		window:    window,
+		duration:  duration,
+		nodes:     make(map[string]*downRecord),
+	}
+}
+
+// reportError records an error from node id at now, and reports whether
+// this error put the node down. An error counts towards the threshold while
+// it is less than window old. Errors reported while the node is down are
+// ignored: its exclusion is not extended, and it starts afresh when the
+// exclusion ends.
+func (d *downPolicy) reportError(id string, now time.Time) (nowDown bool) {
+	if d.duration <= 0 {
+		return false
+	}
+	r := d.nodes[id]
+	if r == nil {
+		r = &downRecord{errors: make([]time.Time, 0, d.threshold)}
+		d.nodes[id] = r
+	}
+	if now.Before(r.until) {
+		return false
+	}
+	r.errors = slices.DeleteFunc(r.errors, func(t time.Time) bool { return now.Sub(t) >= d.window })
+	if len(r.errors) == d.threshold { // only the newest threshold-1 can still matter
+		r.errors = slices.Delete(r.errors, 0, 1)
+	}
+	r.errors = append(r.errors, now)
+	if len(r.errors) < d.threshold {
+		return false
+	}
+	r.errors = r.errors[:0]
+	r.until = now.Add(d.duration)
+	return true
+}
+
+// isDown reports whether node id is excluded at now.
+func (d *downPolicy) isDown(id string, now time.Time) bool {
+	r := d.nodes[id]
+	return r != nil && now.Before(r.until)
+}
+
+// forget clears what the policy knows of node id: its errors and its
+// exclusion. Call it when the node leaves or registers again.
+func (d *downPolicy) forget(id string) { delete(d.nodes, id) }
+
+// nextExpiry returns when the earliest exclusion in force at now ends, for a
+// timer to bring that node back; ok=false when no node is down. It also
+// drops the records of nodes that have nothing left to remember.
+func (d *downPolicy) nextExpiry(now time.Time) (t time.Time, ok bool) {
+	for id, r := range d.nodes {
+		if now.Before(r.until) {
+			if !ok || r.until.Before(t) {
+				t, ok = r.until, true
+			}
+			continue
+		}
+		if len(r.errors) == 0 || now.Sub(r.errors[len(r.errors)-1]) >= d.window {
+			delete(d.nodes, id)
+		}
+	}
+	return t, ok
 }

@@ -22,12 +22,6 @@ func init() {
 	eventNames[EventRegistered] = "registered"
 }
 
-// servicesPath holds one node per service, each with one ephemeral child per
-// registered instance, named by its ID and holding its data:
-// /services/<service>/<id>. It is relative to the session's chroot, which is
-// how applications keep their services apart.
-const servicesPath = "/services"
-
 // Registration is this process's registration of one instance of a service,
 // made by Register.
 type Registration struct {
