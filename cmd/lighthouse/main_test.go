@@ -59,7 +59,9 @@ func TestDemoAgainstAGivenEnsemble(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	var out, errOut bytes.Buffer
-	if err := run(ctx, []string{"demo", "--zk", zkc.ConnectString(), "--workers", "4"}, &out, &errOut); err != nil {
+	// Each demo under a root of its own: workers of an earlier one may hold
+	// the same IDs until their sessions expire.
+	if err := run(ctx, []string{"demo", "--zk", zkc.Root(t), "--workers", "4"}, &out, &errOut); err != nil {
 		t.Fatalf("demo --zk: %v\n%s%s", err, out.String(), errOut.String())
 	}
 	if strings.Contains(out.String(), "starting a local ZooKeeper") {
@@ -73,8 +75,14 @@ func TestDemoStopsOnInterrupt(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var out syncBuffer
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"demo", "--zk", zkc.ConnectString()}, &out, io.Discard) }()
+	go func() { done <- run(ctx, []string{"demo", "--zk", zkc.Root(t)}, &out, io.Discard) }()
 	if !out.await("killed hard", 30*time.Second) { // mid-scenario
+		select {
+		case err := <-done:
+			t.Fatalf("demo ended early: %v\n%s", err, out.String())
+		default:
+		}
+		cancel()
 		t.Fatalf("demo did not get going:\n%s", out.String())
 	}
 	cancel() // what Ctrl-C does
