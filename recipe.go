@@ -40,9 +40,9 @@ type loop struct {
 	// fired takes the firing of watch i and reports whether a look is due.
 	// Default: it is.
 	fired func(i int, ev zkclient.WatchEvent) bool
-	// poke, if not nil, says the recipe has something of its own to handle
-	// (a mailbox, a timer); poked handles it and reports whether a look is
-	// due.
+	// poke and alarm, if not nil, give the recipe's own channels (a
+	// mailbox's Ready, a timer's C); poked and alarms handle them and report
+	// whether a look is due.
 	poke   func() <-chan struct{}
 	alarm  func() <-chan time.Time
 	poked  func() bool
@@ -50,8 +50,9 @@ type loop struct {
 	// fatal reports whether a look's error ends the loop. Default: a
 	// lasting error before the first success.
 	fatal func(err error, started bool) bool
-	// end is called once when the loop ends, with why: ctx's error or
-	// ErrClosed.
+	// end is called once when the loop ends, with why: ctx's error,
+	// ErrClosed, or the error of a state hook or a fatal look. It is not
+	// called when look sets done.
 	end func(why error)
 
 	watch [3]<-chan zkclient.WatchEvent // set by look; cleared when they fire
