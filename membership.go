@@ -200,6 +200,7 @@ type registration struct {
 	owner int64 // the session our node belongs to, 0 if we have none
 	prev  int64 // the session of our last node, maybe still being removed
 	czxid int64 // our node's creation zxid
+	rearm bool  // our node's data changed: the next look only re-arms its watch
 }
 
 // errWaiting: the node of an earlier session of ours is still there.
@@ -234,6 +235,12 @@ func (r *registration) run(ctx context.Context, created chan<- error) {
 		}
 		return r.owner == 0, nil
 	}
+	l.fired = func(_ int, ev zkclient.WatchEvent) bool {
+		// A data change (Update, or another writer) leaves the node ours:
+		// re-arm the watch without trying to create the node first.
+		r.rearm = ev.Type == zkclient.EventNodeDataChanged && r.owner != 0
+		return true
+	}
 	l.fatal = func(err error, started bool) bool {
 		return !started && (errors.Is(err, ErrIDTaken) || lasting(err))
 	}
@@ -247,8 +254,13 @@ func (r *registration) run(ctx context.Context, created chan<- error) {
 
 // ensure makes sure our node exists in the current session and is watched.
 func (r *registration) ensure(st sessionState) error {
-	for range 5 {
-		_, _, err := r.s.zk.Create(bg, r.path, r.data, r.s.acl, zkclient.Ephemeral, 0)
+	rearm := r.rearm
+	r.rearm = false
+	for i := range 5 {
+		var err error
+		if !rearm || i > 0 {
+			_, _, err = r.s.zk.Create(bg, r.path, r.data, r.s.acl, zkclient.Ephemeral, 0)
+		}
 		if errors.Is(err, zkclient.ErrNoNode) {
 			// Containers: the server removes a service's node once its last
 			// instance is gone, so Services lists live services only.

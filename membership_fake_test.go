@@ -360,3 +360,28 @@ func TestFakeRegisterCloseWhileIDTakenLeavesTheOtherNode(t *testing.T) {
 		t.Fatal("Close deleted the node of the session that holds the ID")
 	}
 }
+
+// Update changes the node's data, which fires the registration's own watch:
+// re-arming it costs one Exists, not a Create that fails.
+func TestFakeRegisterUpdateRearmsWithoutCreate(t *testing.T) {
+	z := newFakeZK()
+	fs := newFakeSession(t, z)
+	r := fakeRegister(t, fs, "svc", "a")
+	creates, exists := fs.zk.Calls("create"), fs.zk.Calls("exists")
+	if err := r.Update(context.Background(), []byte("a:81")); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(fakeWait)
+	for fs.zk.Calls("exists") == exists { // the watch is re-armed by an Exists
+		if time.Now().After(deadline) {
+			t.Fatal("the registration's watch was not re-armed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := fs.zk.Calls("create") - creates; n != 0 {
+		t.Fatalf("an Update cost %d creates", n)
+	}
+	if data, _, _ := z.Node("/services/svc/a"); string(data) != "a:81" {
+		t.Fatalf("data %q after Update", data)
+	}
+}
