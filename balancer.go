@@ -63,6 +63,9 @@ type pickerBox struct{ Picker }
 func (s *Session) Balancer(ctx context.Context, service string, strategy Strategy, opts ...BalancerOption) (*Balancer, error) {
 	o := balancerOptions{threshold: defaultDownThreshold, window: defaultDownWindow, duration: defaultDownDuration}
 	for _, opt := range opts {
+		if opt == nil {
+			return nil, opError("balancer", service, fmt.Errorf("%w: nil option", ErrInvalidOption))
+		}
 		opt(&o)
 	}
 	switch {

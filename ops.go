@@ -105,6 +105,9 @@ func CreateTTL(d time.Duration) CreateOption { return func(o *createOptions) { o
 func (s *Session) createOptions(mode CreateMode, opts []CreateOption) (createOptions, error) {
 	o := createOptions{acl: s.acl}
 	for _, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		opt(&o)
 	}
 	switch {

@@ -109,6 +109,9 @@ func newOptions(opts []Option) (options, error) {
 	o := options{sessionTimeout: DefaultSessionTimeout, log: slog.New(slog.DiscardHandler)}
 	o.dial = (&net.Dialer{}).DialContext
 	for _, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		opt(&o)
 	}
 	return o, o.validate()
@@ -192,6 +195,9 @@ func WithData(data []byte) RecipeOption {
 func newRecipeOptions(opts []RecipeOption) (recipeOptions, error) {
 	var o recipeOptions
 	for _, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		opt(&o)
 	}
 	if !o.idSet {

@@ -57,6 +57,9 @@ func CuratorFormat(basePath string) RegistryOption {
 func newRegistryOptions(opts []RegistryOption) (registryOptions, error) {
 	o := registryOptions{base: servicesPath}
 	for _, opt := range opts {
+		if opt == nil {
+			return o, fmt.Errorf("%w: nil option", ErrInvalidOption)
+		}
 		opt(&o)
 	}
 	return o, o.err

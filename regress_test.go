@@ -426,3 +426,25 @@ func TestWhoAmIShowsTheIdentity(t *testing.T) {
 		t.Fatalf("WhoAmI = %v, want digest:orders among them", ids)
 	}
 }
+
+// A nil option is a caller's mistake: ErrInvalidOption, not a panic.
+func TestNilOptionsAreInvalid(t *testing.T) {
+	zkc := zktest.Shared(t)
+	ctx := testCtx(t)
+	if _, err := Connect(ctx, zkc.Addr(0), nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Connect with a nil Option: %v", err)
+	}
+	s := connect(t, zkc.Root(t))
+	if _, err := s.Elect(ctx, "/e", nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Elect with a nil option: %v", err)
+	}
+	if _, err := s.Register(ctx, "svc", Node{ID: "a"}, nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Register with a nil option: %v", err)
+	}
+	if _, err := s.Create(ctx, "/n", nil, Persistent, nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Create with a nil option: %v", err)
+	}
+	if _, err := s.Balancer(ctx, "svc", nil, nil); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Balancer with a nil option: %v", err)
+	}
+}
