@@ -154,9 +154,18 @@ func mapErr(err error) error {
 		return ErrClosed
 	case errors.Is(err, zkclient.ErrRequestTooLarge):
 		return fmt.Errorf("%w: %s", ErrDataTooLarge, trimZK(err))
+	case strings.HasPrefix(err.Error(), "zk: "):
+		return clientError{err}
 	}
 	return err
 }
+
+// clientError is another error of the client, said without its prefix:
+// the message says "lighthouse:" once. errors.Is and As see the client's.
+type clientError struct{ err error }
+
+func (e clientError) Error() string { return trimZK(e.err) }
+func (e clientError) Unwrap() error { return e.err }
 
 // trimZK is the client's message without its "zk: " prefix.
 func trimZK(err error) string { return strings.TrimPrefix(err.Error(), "zk: ") }

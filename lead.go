@@ -102,7 +102,7 @@ func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Con
 		if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 			return nil
 		}
-		return err
+		return opError("lead", path, err)
 	}
 	defer func() {
 		leave()

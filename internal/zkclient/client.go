@@ -280,5 +280,10 @@ type noSessionError struct {
 	cause   error
 }
 
-func (e *noSessionError) Error() string { return "zk: no session: " + e.reasons }
+func (e *noSessionError) Error() string {
+	if errors.Is(e.cause, context.Canceled) || errors.Is(e.cause, context.DeadlineExceeded) {
+		return "zk: no session before " + e.cause.Error() + ": " + e.reasons
+	}
+	return "zk: no session: " + e.reasons
+}
 func (e *noSessionError) Unwrap() error { return e.cause }
