@@ -282,7 +282,7 @@ type noSessionError struct {
 
 func (e *noSessionError) Error() string {
 	if errors.Is(e.cause, context.Canceled) || errors.Is(e.cause, context.DeadlineExceeded) {
-		return "zk: no session before " + e.cause.Error() + ": " + e.reasons
+		return "zk: no session: " + e.reasons + " (" + e.cause.Error() + ")"
 	}
 	return "zk: no session: " + e.reasons
 }
