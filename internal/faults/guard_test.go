@@ -5,12 +5,10 @@ package faults
 import (
 	"context"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/lighthouse-zk/lighthouse"
 	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
@@ -20,17 +18,7 @@ import (
 func TestPausedLeadersGuardedWriteIsRefused(t *testing.T) {
 	bin := buildParticipant(t)
 	zkc := zktest.Shared(t)
-	root := zkc.Root(t)
-	tr := &trial{
-		t: t, zk: zkc, bin: bin, dir: t.TempDir(), epoch: time.Now(),
-		servers: root[strings.IndexByte(root, '/'):], members: map[string]*member{}, injected: map[string]int{},
-	}
-	sess, err := lighthouse.Connect(context.Background(), root, lighthouse.WithSessionTimeout(10*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sess.Close() })
-	tr.sess = sess
+	tr := newTrial(t, zkc, bin)
 	t.Cleanup(tr.killAll)
 	for _, id := range []string{"p1", "p2"} {
 		m := &member{id: id, proxies: []*zktest.Proxy{zktest.ProxyT(t, zkc.Addr(0))}}
@@ -51,7 +39,7 @@ func TestPausedLeadersGuardedWriteIsRefused(t *testing.T) {
 	}
 	// p2 is queued behind p1, and p1 has written as leader.
 	awaitTrue(t, "p2 queued", func() bool {
-		ps, err := sess.Participants(context.Background(), "/election")
+		ps, err := tr.sess.Participants(context.Background(), "/election")
 		return err == nil && len(ps) == 2
 	})
 	committed := func(id string, after time.Time) (Record, bool) {

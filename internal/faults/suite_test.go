@@ -227,7 +227,9 @@ type incarnation struct {
 	done    chan struct{}
 }
 
-func runTrial(t *testing.T, zkc *zktest.Cluster, bin string, seed uint64, faultTime time.Duration, sum *summary) {
+// newTrial makes a trial under a root of its own, with the harness's session
+// to the ensemble.
+func newTrial(t *testing.T, zkc *zktest.Cluster, bin string) *trial {
 	root := zkc.Root(t)
 	tr := &trial{
 		t: t, zk: zkc, bin: bin, dir: t.TempDir(), epoch: time.Now(),
@@ -239,6 +241,11 @@ func runTrial(t *testing.T, zkc *zktest.Cluster, bin string, seed uint64, faultT
 	}
 	t.Cleanup(func() { sess.Close() })
 	tr.sess = sess
+	return tr
+}
+
+func runTrial(t *testing.T, zkc *zktest.Cluster, bin string, seed uint64, faultTime time.Duration, sum *summary) {
+	tr := newTrial(t, zkc, bin)
 
 	for i := range participants {
 		m := &member{id: fmt.Sprintf("p%d", i+1)}
@@ -267,7 +274,7 @@ func runTrial(t *testing.T, zkc *zktest.Cluster, bin string, seed uint64, faultT
 	check := time.Now()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	nodes, err := sess.Instances(ctx, "svc")
+	nodes, err := tr.sess.Instances(ctx, "svc")
 	cancel()
 	if err != nil {
 		t.Fatalf("instances at the end: %v", err)
