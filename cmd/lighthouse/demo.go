@@ -102,6 +102,7 @@ type demoRun struct {
 	errors    atomic.Int64
 	wg        sync.WaitGroup
 	stopCalls context.CancelFunc
+	callsDone chan struct{} // closed when the calling goroutine has ended
 }
 
 type failover struct {
@@ -316,8 +317,10 @@ func (d *demoRun) startClient() error {
 			d.out.say("client", "sees members [%s]", strings.Join(ids, " "))
 		}
 	}()
+	d.callsDone = make(chan struct{})
 	go func() {
 		defer d.wg.Done()
+		defer close(d.callsDone)
 		tick := time.NewTicker(5 * time.Millisecond)
 		defer tick.Stop()
 		for {
@@ -419,6 +422,9 @@ func (d *demoRun) await(cond func() bool, what string) error {
 func (d *demoRun) stop() {
 	if d.stopCalls != nil {
 		d.stopCalls()
+	}
+	if d.callsDone != nil {
+		<-d.callsDone // a call in flight must not find the workers stopped
 	}
 	live := d.liveWorkers()
 	for _, w := range live {
