@@ -230,3 +230,59 @@ func (w bWriter) Write(p []byte) (int, error) {
 	w.b.Log(strings.TrimSuffix(string(p), "\n"))
 	return len(p), nil
 }
+
+// BenchmarkDeleteToWatch compares the floor of every handover: one session
+// deletes a node and another learns it from its exists watch. For each
+// client (ours, go-zookeeper's) it times from the Delete call to the
+// watch's arrival, the two alternating within every iteration.
+func BenchmarkDeleteToWatch(b *testing.B) {
+	ours, theirs, root := benchClients(b)
+	ours2, theirs2, _ := benchClients(b)
+	ctx := context.Background()
+	pOurs, pTheirs := root+"/ours", root+"/theirs"
+	sampleOurs := func() time.Duration {
+		if _, _, err := ours.Create(ctx, pOurs, nil, all, Ephemeral, 0); err != nil {
+			b.Fatal(err)
+		}
+		_, ch, err := ours2.ExistsW(ctx, pOurs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := ours.Delete(ctx, pOurs, -1); err != nil {
+			b.Fatal(err)
+		}
+		<-ch
+		return time.Since(start)
+	}
+	sampleTheirs := func() time.Duration {
+		if _, err := theirs.Create(pTheirs, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+			b.Fatal(err)
+		}
+		_, _, ch, err := theirs2.ExistsW(pTheirs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		if err := theirs.Delete(pTheirs, -1); err != nil {
+			b.Fatal(err)
+		}
+		<-ch
+		return time.Since(start)
+	}
+	var dOurs, dTheirs []time.Duration
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			dOurs = append(dOurs, sampleOurs())
+			dTheirs = append(dTheirs, sampleTheirs())
+		} else {
+			dTheirs = append(dTheirs, sampleTheirs())
+			dOurs = append(dOurs, sampleOurs())
+		}
+	}
+	po, pt := p50(dOurs), p50(dTheirs)
+	b.ReportMetric(float64(po.Microseconds()), "p50-ours-µs")
+	b.ReportMetric(float64(pt.Microseconds()), "p50-gozk-µs")
+	b.ReportMetric(float64(po)/float64(pt), "p50-ratio")
+	b.ReportMetric(0, "ns/op")
+}
