@@ -130,7 +130,7 @@ func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) 
 	// The participant's goroutine joins, so that it alone owns the node,
 	// also when ctx ends while the node is being created.
 	runCtx, stop := context.WithCancel(ctx)
-	unregister := s.onClose(stop)
+	unregister := s.onClose(stop, &e.held)
 	err = s.startRecipe(ctx, func(joined chan<- error) {
 		defer unregister()
 		defer stop()
@@ -160,7 +160,8 @@ type election struct {
 	session int64  // the session our node belongs to
 	czxid   int64  // our node's creation zxid: the token when leading
 	orphans []string
-	l       *loop // run's: its watches are ours (watchSelf, watchPred, watchGP)
+	held    heldNode // node, for Close
+	l       *loop    // run's: its watches are ours (watchSelf, watchPred, watchGP)
 
 	// Our place, as our last children read found it and the watches since
 	// have narrowed it: ahead is how many nodes were before ours; pred and gp
@@ -246,6 +247,7 @@ func (e *election) adopt(name string) error {
 		return err
 	}
 	e.node, e.czxid, e.session, e.guid = name, st.Czxid, st.EphemeralOwner, ""
+	e.held.set(joinPath(e.path, name), e.session)
 	e.l.watch[watchSelf] = ch
 	return nil
 }
@@ -548,6 +550,7 @@ func (e *election) revoke() {
 // drop forgets our node and the watches that go with it.
 func (e *election) drop() {
 	e.node = ""
+	e.held.clear()
 	e.l.watch[watchSelf] = nil
 	e.unwatchAhead()
 }

@@ -158,7 +158,7 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 		return data, s.checkWrite(path, data, s.acl)
 	}
 	r := &registration{s: s, ctx: runCtx, path: path, data: slices.Clone(n.Data), updates: reg.updates}
-	unregister := s.onClose(stop)
+	unregister := s.onClose(stop, &r.held)
 	created := make(chan error, 1)
 	started := s.recipes.Go(func() {
 		defer close(reg.done)
@@ -201,6 +201,7 @@ type registration struct {
 	prev  int64 // the session of our last node, maybe still being removed
 	czxid int64 // our node's creation zxid
 	rearm bool  // our node's data changed: the next look only re-arms its watch
+	held  heldNode
 }
 
 // errWaiting: the node of an earlier session of ours is still there.
@@ -231,7 +232,8 @@ func (r *registration) run(ctx context.Context, created chan<- error) {
 	}
 	l.state = func(prev, next sessionState) (bool, error) {
 		if next.ID != r.owner && next.ID != 0 && r.owner != 0 {
-			r.prev, r.owner, l.watch[0] = r.owner, 0, nil // our node went with the old session
+			r.prev, l.watch[0] = r.owner, nil // our node went with the old session
+			r.own(0, 0)
 		}
 		return r.owner == 0, nil
 	}
@@ -288,14 +290,14 @@ func (r *registration) ensure(st sessionState) error {
 			// Ours: just created, or created by a request whose reply was
 			// lost (no one else in this process may hold this path).
 			if r.owner != owner || r.czxid != stat.Czxid {
-				r.owner, r.czxid = owner, stat.Czxid
+				r.own(owner, stat.Czxid)
 				r.s.emit(Event{Type: EventRegistered, SessionID: owner, Path: r.path})
 			}
 			return nil
 		}
 		// Not ours: whatever node we had is gone, and leave must not
 		// delete the one at our path now.
-		r.owner, r.czxid = 0, 0
+		r.own(0, 0)
 		if owner != 0 && owner == r.prev {
 			return errWaiting
 		}
@@ -325,7 +327,18 @@ func (r *registration) leave() {
 	if r.owner != 0 && !r.s.isClosing() {
 		r.s.deleteEphemeral(r.path, r.owner)
 	}
-	r.owner = 0
+	r.own(0, 0)
+}
+
+// own records the session of our node and its creation zxid (0, 0: we
+// have no node), for Close too.
+func (r *registration) own(owner, czxid int64) {
+	r.owner, r.czxid = owner, czxid
+	if owner == 0 {
+		r.held.clear()
+	} else {
+		r.held.set(r.path, owner)
+	}
 }
 
 // Members follows the live instances of service. The channel delivers the

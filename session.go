@@ -34,7 +34,7 @@ type Session struct {
 	ended     chan struct{} // closed when Close starts or the client ends by itself
 	endOnce   sync.Once
 	stopMu    sync.Mutex
-	stops     map[*int]func() // recipes' stop functions, called first by Close
+	stops     map[*int]closer // the recipes', called first by Close
 	closeOnce sync.Once
 	recipes   actor.Group // goroutines of recipes and watches, waited for by Close
 
@@ -322,9 +322,11 @@ func (s *Session) Close() error {
 		stops := s.stops
 		s.stops = nil
 		s.stopMu.Unlock()
-		for _, stop := range stops {
-			stop()
+		held := s.heldNodes(stops)
+		for _, c := range stops {
+			c.stop()
 		}
+		s.deleteNodes(held, deadline)
 		var id int64
 		if s.zk != nil {
 			id = s.zk.SessionID()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/go-zookeeper/zk"
+	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 	"github.com/lighthouse-zk/lighthouse/zktest"
 	"go.uber.org/goleak"
 )
@@ -516,6 +517,61 @@ func TestRecipesStartedAtCloseReturn(t *testing.T) {
 			case <-time.After(5 * time.Second):
 				t.Fatal("a recipe started while the session closed never returned")
 			}
+		}
+	}
+}
+
+// Close deletes the nodes its recipes hold with their own requests before
+// closeSession: a watcher hears of a leader's or a member's node from a
+// delete, which the server tells it sooner than the closing of a session.
+// A parent's pzxid shows which transaction deleted its child: the closing
+// of the session is the write just before the next create.
+func TestCloseDeletesHeldNodesBeforeTheSession(t *testing.T) {
+	root := zktest.Shared(t).Root(t)
+	ctx := testCtx(t)
+	s, w := connect(t, root), connect(t, root)
+	// A persistent service node: a container could go once empty.
+	if _, err := w.Create(ctx, "/services/svc", nil, Persistent, CreateParents()); err != nil {
+		t.Fatal(err)
+	}
+	leader, err := s.Elect(ctx, "/e", WithID("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitLeadership(t, leader, func(l Leadership) bool { return l.IsLeader })
+	if _, err := s.Register(ctx, "svc", Node{ID: "m"}); err != nil {
+		t.Fatal(err)
+	}
+	names, err := w.Children(ctx, "/e")
+	if err != nil || len(names) != 1 {
+		t.Fatalf("election children %q, %v", names, err)
+	}
+	var watches []<-chan zkclient.WatchEvent
+	for _, p := range []string{"/e/" + names[0], "/services/svc/m"} {
+		st, ch, err := w.zk.ExistsW(ctx, p)
+		if err != nil || st == nil {
+			t.Fatalf("ExistsW(%s): %v, %v", p, st, err)
+		}
+		watches = append(watches, ch)
+	}
+	s.Close()
+	for _, ch := range watches {
+		if ev := recv(t, ch, "deletion"); ev.Type != zkclient.EventNodeDeleted {
+			t.Fatalf("watch: %+v", ev)
+		}
+	}
+	_, st, err := w.zk.Create(ctx, "/after", nil, zkclient.WorldACL(zkclient.PermAll), zkclient.Persistent, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := st.Czxid - 1
+	for _, parent := range []string{"/e", "/services/svc"} {
+		st, err := w.zk.Exists(ctx, parent)
+		if err != nil || st == nil {
+			t.Fatalf("Exists(%s): %v, %v", parent, st, err)
+		}
+		if st.Pzxid >= closed {
+			t.Errorf("the node under %s was deleted at zxid %#x, when the session closed (%#x), not by a delete of its own", parent, st.Pzxid, closed)
 		}
 	}
 }
