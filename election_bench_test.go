@@ -113,6 +113,7 @@ type benchParticipant struct {
 	sess   *Session
 	cancel context.CancelFunc
 	id     string
+	ch     <-chan Leadership
 }
 
 // electionSampler keeps n participants in one election; a sample makes the
@@ -122,8 +123,6 @@ type electionSampler struct {
 	b        *testing.B
 	root     string
 	byClose  bool
-	grants   chan grant
-	wg       sync.WaitGroup
 	queue    []*benchParticipant
 	sessions []*Session
 	next     int
@@ -132,13 +131,11 @@ type electionSampler struct {
 }
 
 func newElectionSampler(b *testing.B, zkc *zktest.Cluster, n int, byClose bool) *electionSampler {
-	e := &electionSampler{b: b, root: zkc.Root(b), byClose: byClose, grants: make(chan grant, 1024)}
+	e := &electionSampler{b: b, root: zkc.Root(b), byClose: byClose}
 	for range n {
 		e.join()
 	}
-	if g := <-e.grants; g.id != e.queue[0].id {
-		b.Fatalf("%s leads, want %s", g.id, e.queue[0].id)
-	}
+	e.awaitGrant(e.queue[0])
 	e.base = e.counts()
 	return e
 }
@@ -153,22 +150,19 @@ func (e *electionSampler) join() {
 	if err != nil {
 		e.b.Fatal(err)
 	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		for l := range ch {
-			if l.IsLeader {
-				e.grants <- grant{l.ID, time.Now()}
-			}
-		}
-	}()
-	e.queue = append(e.queue, &benchParticipant{sess: s, cancel: cancel, id: id})
+	e.queue = append(e.queue, &benchParticipant{sess: s, cancel: cancel, id: id, ch: ch})
 }
 
-// grant is a grant the sampler saw, and when.
-type grant struct {
-	id string
-	at time.Time
+// awaitGrant reads p's Leadership channel, as its user would, until p
+// leads, and returns when it learned it.
+func (e *electionSampler) awaitGrant(p *benchParticipant) time.Time {
+	for l := range p.ch {
+		if l.IsLeader {
+			return time.Now()
+		}
+	}
+	e.b.Fatalf("%s: Elect's channel closed before it led", p.id)
+	return time.Time{}
 }
 
 // sample returns how long the next participant took to learn it leads and,
@@ -177,18 +171,22 @@ type grant struct {
 // the server tells the next participant).
 func (e *electionSampler) sample() (took, closed time.Duration) {
 	leader := e.queue[0]
+	var closedIn chan time.Duration
 	start := time.Now()
 	if e.byClose {
-		leader.sess.Close()
-		closed = time.Since(start)
+		// Close returns after the next leader knows: time both.
+		closedIn = make(chan time.Duration, 1)
+		go func() {
+			leader.sess.Close()
+			closedIn <- time.Since(start)
+		}()
 	} else {
 		leader.cancel()
 	}
-	g := <-e.grants
-	if g.id != e.queue[1].id {
-		e.b.Fatalf("%s leads, want %s", g.id, e.queue[1].id)
+	took = e.awaitGrant(e.queue[1]).Sub(start)
+	if closedIn != nil {
+		closed = <-closedIn
 	}
-	took = g.at.Sub(start)
 	e.changes++
 	leader.cancel()
 	leader.sess.Close()
@@ -204,7 +202,6 @@ func (e *electionSampler) stop() {
 		p.cancel()
 		p.sess.Close()
 	}
-	e.wg.Wait()
 }
 
 // lockSampler runs go-zookeeper's Lock as an election: n holders on n
