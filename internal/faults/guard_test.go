@@ -57,6 +57,16 @@ func TestPausedLeadersGuardedWriteIsRefused(t *testing.T) {
 	p1.cmd.Process.Signal(syscall.SIGSTOP)
 	awaitTrue(t, "p2 elected while p1 sleeps", func() bool { return tr.leader() == "p2" })
 	awaitTrue(t, "p2 commits a guarded write", func() bool { _, ok := committed("p2", from); return ok })
+	// The checker takes a write for a deposed leader's only if it was sent
+	// more than eps after the new leader was elected (two processes' clocks):
+	// let that much time pass since p2's election, or p1's refused write
+	// may prove nothing (it failed so once, p1 waking 16 ms after).
+	for _, r := range history("p2") {
+		if r.Ev == EvElected && r.Time().After(from) {
+			time.Sleep(time.Until(r.Time().Add(2 * eps)))
+			break
+		}
+	}
 	p1.cmd.Process.Signal(syscall.SIGCONT)
 	to := time.Now()
 	tr.pauses = append(tr.pauses, Span{Proc: p1.Proc, Kind: "pause-long", From: from, To: to})
