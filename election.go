@@ -413,6 +413,9 @@ func (e *election) check(st sessionState) error {
 		e.orphans = e.orphans[1:]
 	}
 	if e.node == "" || e.session != st.ID {
+		if e.s.isClosing() {
+			return ErrClosed // Close deletes nodes: make none
+		}
 		if err := e.join(); err != nil {
 			return err
 		}
@@ -535,7 +538,7 @@ func (e *election) remember(name string, data []byte) string {
 
 // lead grants leadership if we do not hold it already.
 func (e *election) lead(leader string) {
-	if e.leading {
+	if e.leading || e.s.isClosing() {
 		return
 	}
 	// Derived from run's context, so cancelling Elect's ctx ends the
@@ -543,6 +546,7 @@ func (e *election) lead(leader string) {
 	ctx, cancel := context.WithCancel(e.ctx)
 	e.grant++
 	e.leading, e.cancel = true, cancel
+	e.held.leads(cancel)
 	e.publish(Leadership{ID: e.id, IsLeader: true, Leader: leader, Token: e.czxid, Context: ctx, e: e, grant: e.grant, node: joinPath(e.path, e.node)})
 	e.s.emit(Event{Type: EventElected, SessionID: e.session, Path: e.path})
 }
@@ -553,6 +557,7 @@ func (e *election) revoke() {
 		return
 	}
 	e.cancel()
+	e.held.leads(nil)
 	e.leading = false
 	e.publish(Leadership{ID: e.id, Context: doneCtx, e: e})
 	e.s.emit(Event{Type: EventRevoked, SessionID: e.session, Path: e.path})

@@ -435,11 +435,15 @@ func TestFakeElectCloseRevokesBeforeTheNodeGoes(t *testing.T) {
 	la := until(t, cha, "a leads", isLeader)
 	chb, _ := fakeElect(t, b, "/e", "b")
 	until(t, chb, "b follows", func(l Leadership) bool { return !l.IsLeader })
-	stillLed := make(chan bool, 1)
+	// Close deletes a's node itself, before it closes the session.
+	stillLed := make(chan bool, 2)
+	a.zk.deleting = func(string) { stillLed <- la.Context.Err() == nil }
 	a.zk.closing = func() { stillLed <- la.Context.Err() == nil }
 	a.Close()
-	if recv(t, stillLed, "close") {
-		t.Fatal("a's node went while its leadership's context was not done")
+	for _, when := range []string{"delete", "close"} {
+		if recv(t, stillLed, when) {
+			t.Fatalf("a's leadership's context was not done at the %s", when)
+		}
 	}
 	until(t, chb, "b leads", isLeader)
 	closedWithin(t, cha, "a after Close")

@@ -73,6 +73,8 @@ type fakeClient struct {
 	heard   func()               // called on every reply (liveness)
 	settled func()               // waits until the session has taken in the events so far
 	closing func()               // if set, called as Close starts, before the session's nodes go
+	// deleting, if set, is called as a Delete starts (not under the lock).
+	deleting func(path string)
 
 	// Guarded by z.mu.
 	id         int64 // 0 before the first session and after Close
@@ -523,6 +525,9 @@ func (c *fakeClient) Create(ctx context.Context, path string, data []byte, acl [
 }
 
 func (c *fakeClient) Delete(ctx context.Context, path string, version int32) error {
+	if c.deleting != nil {
+		c.deleting(path)
+	}
 	c.z.mu.Lock()
 	defer c.z.mu.Unlock()
 	return c.do(ctx, "delete", func() error { return c.z.delete(path, version) })

@@ -256,6 +256,9 @@ func (r *registration) run(ctx context.Context, created chan<- error) {
 
 // ensure makes sure our node exists in the current session and is watched.
 func (r *registration) ensure(st sessionState) error {
+	if r.s.isClosing() {
+		return ErrClosed // Close deletes our node: make none
+	}
 	rearm := r.rearm
 	r.rearm = false
 	for i := range 5 {

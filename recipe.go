@@ -266,11 +266,20 @@ type heldNode struct{ p atomic.Pointer[nodeRef] }
 
 type nodeRef struct {
 	path  string
-	owner int64 // its session
+	owner int64              // its session
+	end   context.CancelFunc // ends the leadership it gives, if any
 }
 
-func (h *heldNode) set(path string, owner int64) { h.p.Store(&nodeRef{path, owner}) }
+func (h *heldNode) set(path string, owner int64) { h.p.Store(&nodeRef{path: path, owner: owner}) }
 func (h *heldNode) clear()                       { h.p.Store(nil) }
+
+// leads records the function that ends the leadership the node gives (nil:
+// none).
+func (h *heldNode) leads(end context.CancelFunc) {
+	if n := h.p.Load(); n != nil {
+		h.p.Store(&nodeRef{path: n.path, owner: n.owner, end: end})
+	}
+}
 
 // load returns the held node, nil if none (or h is nil).
 func (h *heldNode) load() *nodeRef {
@@ -280,17 +289,26 @@ func (h *heldNode) load() *nodeRef {
 	return h.p.Load()
 }
 
-// heldNodes returns the nodes that recipes hold in the current session.
-// Close takes them before it stops the recipes, which forget their nodes as
-// they end.
-func (s *Session) heldNodes(recipes map[*int]closer) []string {
+// endHeld ends the leaderships that the recipes' nodes give and returns
+// those nodes that belong to the current session, for Close to delete. It
+// wakes no recipe: Close stops them once the nodes are gone, so that their
+// goroutines do not compete with the deletes for the CPU. (Once Close has
+// begun, recipes create no nodes; see Session.isClosing.)
+func (s *Session) endHeld(recipes map[*int]closer) []string {
 	if s.zk == nil {
 		return nil
 	}
 	id := s.zk.SessionID()
 	var paths []string
 	for _, c := range recipes {
-		if n := c.held.load(); n != nil && n.owner == id {
+		n := c.held.load()
+		if n == nil {
+			continue
+		}
+		if n.end != nil {
+			n.end()
+		}
+		if n.owner == id {
 			paths = append(paths, n.path)
 		}
 	}

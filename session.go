@@ -260,6 +260,8 @@ func (s *Session) server() string {
 	return ""
 }
 
+// isClosing reports whether Close has begun. From then on recipes create
+// no nodes and grant no leadership.
 func (s *Session) isClosing() bool {
 	select {
 	case <-s.closing:
@@ -305,28 +307,30 @@ func (s *Session) WhoAmI(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// Close ends the session: it closes the ZooKeeper session (so the server
-// deletes its ephemeral nodes at once and peers take over without waiting
-// for the session timeout), stops every recipe and goroutine the Session
-// started, and closes every channel it returned. It returns within about a
-// second even when ZooKeeper is unreachable. It is idempotent and always
-// returns nil.
+// Close ends the session: it ends every leadership (their Contexts are
+// done), deletes the nodes its recipes hold (so that peers take over as
+// fast as after a resignation), stops every recipe and goroutine the
+// Session started, closes the ZooKeeper session (the server deletes its
+// other ephemeral nodes at once, without waiting for the session timeout),
+// and closes every channel it returned. It returns within about a second
+// even when ZooKeeper is unreachable. It is idempotent and always returns
+// nil.
 func (s *Session) Close() error {
 	s.closeOnce.Do(func() {
 		deadline := time.Now().Add(closeBudget)
 		close(s.closing)
 		s.endOnce.Do(func() { close(s.ended) })
-		// Stop the recipes before the session goes: a leader must know it no
-		// longer leads before its node vanishes and a peer takes over.
+		// A leader must know it no longer leads before its node vanishes
+		// and a peer takes over: end the leaderships, delete the nodes the
+		// recipes hold, then stop the recipes, then the session.
 		s.stopMu.Lock()
 		stops := s.stops
 		s.stops = nil
 		s.stopMu.Unlock()
-		held := s.heldNodes(stops)
+		s.deleteNodes(s.endHeld(stops), deadline)
 		for _, c := range stops {
 			c.stop()
 		}
-		s.deleteNodes(held, deadline)
 		var id int64
 		if s.zk != nil {
 			id = s.zk.SessionID()

@@ -546,6 +546,15 @@ func TestCloseDeletesHeldNodesBeforeTheSession(t *testing.T) {
 	if err != nil || len(names) != 1 {
 		t.Fatalf("election children %q, %v", names, err)
 	}
+	parents := []string{"/e", "/services/svc"}
+	cversions := map[string]int32{}
+	for _, p := range parents {
+		st, err := w.zk.Exists(ctx, p)
+		if err != nil || st == nil {
+			t.Fatalf("Exists(%s): %v, %v", p, st, err)
+		}
+		cversions[p] = st.Cversion
+	}
 	var watches []<-chan zkclient.WatchEvent
 	for _, p := range []string{"/e/" + names[0], "/services/svc/m"} {
 		st, ch, err := w.zk.ExistsW(ctx, p)
@@ -565,13 +574,18 @@ func TestCloseDeletesHeldNodesBeforeTheSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed := st.Czxid - 1
-	for _, parent := range []string{"/e", "/services/svc"} {
+	for _, parent := range parents {
 		st, err := w.zk.Exists(ctx, parent)
 		if err != nil || st == nil {
 			t.Fatalf("Exists(%s): %v, %v", parent, st, err)
 		}
 		if st.Pzxid >= closed {
 			t.Errorf("the node under %s was deleted at zxid %#x, when the session closed (%#x), not by a delete of its own", parent, st.Pzxid, closed)
+		}
+		// One change: the delete. A recipe that made its node again during
+		// Close would show three.
+		if d := st.Cversion - cversions[parent]; d != 1 {
+			t.Errorf("%d changes to the children of %s during Close, want 1", d, parent)
 		}
 	}
 }
