@@ -178,14 +178,14 @@ func (l *balancer) run(ctx context.Context, first chan<- error) {
 // the timer for the next one to come back.
 func (l *balancer) rebuild() {
 	now := time.Now()
-	nodes := make([]Node, 0, len(l.m.sorted))
-	for _, n := range l.m.sorted {
+	nodes := make([]Node, 0, l.m.set.Len())
+	for n := range l.m.set.All() {
 		if !l.policy.isDown(n.ID, now) {
 			nodes = append(nodes, n)
 		}
 	}
 	l.b.picker.Store(&pickerBox{l.strategy.Picker(nodes)})
-	l.b.m.excluded.Store(int64(len(l.m.sorted) - len(nodes)))
+	l.b.m.excluded.Store(int64(l.m.set.Len() - len(nodes)))
 	l.stopTimer()
 	if t, ok := l.policy.nextExpiry(now); ok {
 		l.down = time.NewTimer(t.Sub(now))

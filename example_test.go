@@ -200,6 +200,49 @@ func ExampleSession_Members() {
 	// 0 members
 }
 
+// MemberSets delivers the same sets as Members as immutable MemberSets,
+// which cost a change little however large the service is.
+func ExampleSession_MemberSets() {
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	sess, err := lighthouse.Connect(ctx, zkAddress())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer sess.Close()
+
+	sets, err := sess.MemberSets(ctx, "example-search")
+	if err != nil {
+		log.Fatal(err)
+	}
+	before := <-sets
+	for _, id := range []string{"search-2", "search-1"} {
+		reg, err := sess.Register(ctx, "example-search", lighthouse.Node{ID: id, Data: []byte("10.0.0.3:7000")})
+		if err != nil {
+			log.Fatal(err)
+		}
+		defer reg.Close()
+	}
+	var set lighthouse.MemberSet
+	for set = range sets {
+		if set.Len() == 2 {
+			break
+		}
+	}
+	for n := range set.All() {
+		fmt.Println(n.ID, "at", string(n.Data))
+	}
+	if n, ok := set.Get("search-2"); ok {
+		fmt.Println("found", n.ID)
+	}
+	fmt.Println("the set from before still has", before.Len())
+	// Output:
+	// search-1 at 10.0.0.3:7000
+	// search-2 at 10.0.0.3:7000
+	// found search-2
+	// the set from before still has 0
+}
+
 // A Balancer picks a live instance per call; ConsistentHash sends the same
 // key to the same instance while the set is unchanged.
 func ExampleSession_Balancer() {

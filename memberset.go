@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -33,9 +32,9 @@ import (
 // member's data is then read once per node: an Update is not seen. Each new
 // session tries persistent watches again.
 //
-// The set is kept sorted as it changes (a binary search and one insert or
-// delete per change), so a change costs no work over all members beyond
-// copying the set that is delivered.
+// The set is a MemberSet, changed in place of a chunk per change, so a
+// change costs no work over all members: MemberSets delivers it as it is,
+// Members copies it into the new slice it delivers.
 type memberSet struct {
 	s     *Session
 	path  string
@@ -44,7 +43,7 @@ type memberSet struct {
 	ready bool // read at least once
 
 	cache   map[string]member // every member read, the bad ones included
-	sorted  []Node            // the set: the good members, sorted by ID
+	set     MemberSet         // the good members
 	changed bool              // the set differs from the one last returned by sync
 	// renewed, if not nil, is told of each member that left or registered
 	// again (its node is new).
@@ -141,7 +140,7 @@ func (m *memberSet) sync() (changed bool, err error) {
 		return false, err
 	}
 	changed = !m.ready || m.changed
-	m.m.synced(m, len(m.sorted), changed, m.ready)
+	m.m.synced(m, m.set.Len(), changed, m.ready)
 	m.ready, m.changed = true, false
 	return changed, nil
 }
@@ -377,16 +376,13 @@ func (m *memberSet) put(n member) {
 		}
 	}
 	m.cache[n.ID] = n
-	i, found := slices.BinarySearchFunc(m.sorted, n.ID, byID)
-	switch {
+	switch _, found := m.set.Get(n.ID); {
 	case n.bad && found:
-		m.sorted = slices.Delete(m.sorted, i, i+1)
+		m.set = m.set.without(n.ID)
 	case n.bad:
 		return
-	case found:
-		m.sorted[i] = n.Node // delivered sets are copies
 	default:
-		m.sorted = slices.Insert(m.sorted, i, n.Node)
+		m.set = m.set.with(n.Node)
 	}
 	m.changed = true
 }
@@ -400,8 +396,8 @@ func (m *memberSet) drop(id string) {
 	if m.renewed != nil {
 		m.renewed(id)
 	}
-	if i, found := slices.BinarySearchFunc(m.sorted, id, byID); found {
-		m.sorted = slices.Delete(m.sorted, i, i+1)
+	if _, found := m.set.Get(id); found {
+		m.set = m.set.without(id)
 		m.changed = true
 	}
 }
@@ -415,8 +411,8 @@ func (m *memberSet) dropAll() {
 	}
 	clear(m.cache)
 	clear(m.pending)
-	if len(m.sorted) > 0 {
-		m.sorted = nil
+	if m.set.Len() > 0 {
+		m.set = MemberSet{}
 		m.changed = true
 	}
 }
@@ -424,7 +420,7 @@ func (m *memberSet) dropAll() {
 func byID(n Node, id string) int { return strings.Compare(n.ID, id) }
 
 // nodes returns a new slice of the set's nodes, sorted by ID.
-func (m *memberSet) nodes() []Node { return append(make([]Node, 0, len(m.sorted)), m.sorted...) }
+func (m *memberSet) nodes() []Node { return m.set.Nodes() }
 
 // has reports whether id is a member (good or bad).
 func (m *memberSet) has(id string) bool {

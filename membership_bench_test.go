@@ -23,6 +23,8 @@ import (
 //   - floor: a bare persistent recursive watch (lighthouse's zkclient)
 //     firing at another session, followed by one read of the new node;
 //   - members: Members;
+//   - sets: MemberSets (service "sets": a join, a leave and an update, each
+//     timed apart);
 //   - oneshot: Members forced onto its fallback for servers without
 //     persistent watches (one-shot children watches and a re-list).
 //
@@ -50,8 +52,8 @@ func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) {
 			b.Fatal(err)
 		}
 	}
-	floorDir, membersDir, oneShotDir := "/floor/svc", "/services/svc", "/services/oneshot"
-	for _, d := range []string{floorDir, membersDir, oneShotDir} {
+	floorDir, membersDir, setsDir, oneShotDir := "/floor/svc", "/services/svc", "/services/sets", "/services/oneshot"
+	for _, d := range []string{floorDir, membersDir, setsDir, oneShotDir} {
 		populate(b, a, chroot+d, n)
 	}
 
@@ -59,15 +61,18 @@ func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) {
 	heap0 := heapInUse()
 	members := newMemberWatchers(b, root, "svc", watchers, false, n)
 	heap := float64(heapInUse()-heap0) / float64(n*watchers)
+	sets := newMemberWatchers(b, root, "sets", watchers, false, n)
 	oneShot := newMemberWatchers(b, root, "oneshot", watchers, true, n)
 
-	var floorLat, membersLat, oneShotLat, updateLat []time.Duration
+	var floorLat, membersLat, setsLat, setsUpdateLat, oneShotLat, updateLat []time.Duration
 	i := 0
 	for b.Loop() {
 		b.StopTimer() // the columns time themselves
 		floorLat = append(floorLat, floor.join(b, a, chroot, i)...)
 		membersLat = append(membersLat, members.join(b, a, chroot, i)...)
 		updateLat = append(updateLat, members.update(b, a, chroot, i)...)
+		setsLat = append(setsLat, sets.join(b, a, chroot, i)...)
+		setsUpdateLat = append(setsUpdateLat, sets.update(b, a, chroot, i)...)
 		oneShotLat = append(oneShotLat, oneShot.join(b, a, chroot, i)...)
 		oneShot.update(b, a, chroot, i)
 		i++
@@ -76,8 +81,11 @@ func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) {
 	f := reportColumn(b, "floor", floorLat, 0)
 	reportColumn(b, "members", membersLat, f)
 	reportColumn(b, "update", updateLat, f)
+	reportColumn(b, "sets", setsLat, f)
+	reportColumn(b, "sets-update", setsUpdateLat, f)
 	reportColumn(b, "oneshot", oneShotLat, f)
 	members.reportReads(b, "members")
+	sets.reportReads(b, "sets")
 	oneShot.reportReads(b, "oneshot")
 	b.ReportMetric(heap, "members-B/member/watcher")
 	b.ReportMetric(0, "ns/op")
@@ -235,6 +243,22 @@ func newMemberWatchers(b *testing.B, root, service string, watchers int, oneShot
 			withoutPersistentWatches(s)
 		}
 		m.sessions = append(m.sessions, s)
+		if service == "sets" {
+			ch, err := s.MemberSets(benchCtx(b), service)
+			if err != nil {
+				b.Fatal(err)
+			}
+			go func() {
+				for set := range ch {
+					d := ""
+					if set.Len() > 0 {
+						d = string(set.At(0).Data)
+					}
+					m.seen <- memberSeen{i, set.Len(), d, time.Now()}
+				}
+			}()
+			continue
+		}
 		ch, err := s.Members(benchCtx(b), service)
 		if err != nil {
 			b.Fatal(err)
@@ -403,9 +427,9 @@ func BenchmarkMembershipScale(b *testing.B) {
 }
 
 // BenchmarkMemberSetChange measures a watcher's CPU per change without
-// ZooKeeper: applying a join and a leave to a set of n members (the
-// incremental sorted insert and delete), and the same with the copy of the
-// set that Members delivers after each.
+// ZooKeeper: applying a join and a leave to a set of n members (a new
+// MemberSet each, what MemberSets delivers), and the same with the copy of
+// the set into the new slice that Members delivers after each.
 //
 //	go test -run '^$' -bench BenchmarkMemberSetChange .
 func BenchmarkMemberSetChange(b *testing.B) {

@@ -881,3 +881,56 @@ func TestMembersRemoveTheirWatch(t *testing.T) {
 		t.Fatalf("the ended Members' watch still gets events: %v", evs)
 	}
 }
+
+// MemberSets delivers the same sets as Members, as MemberSets; one kept
+// from before a change is unchanged after it.
+func TestMemberSetsFollowJoinsUpdatesAndLeaves(t *testing.T) {
+	root := zktest.Shared(t).Root(t)
+	w, s := connect(t, root), connect(t, root)
+	ctx, cancel := context.WithCancel(testCtx(t))
+	sets, err := w.MemberSets(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	await := func(ok func(MemberSet) bool) MemberSet {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			select {
+			case set := <-sets:
+				if ok(set) {
+					return set
+				}
+			case <-timeout:
+				t.Fatal("the set did not come")
+			}
+		}
+	}
+	if first := await(func(MemberSet) bool { return true }); first.Len() != 0 {
+		t.Fatalf("first set has %d members", first.Len())
+	}
+	a := register(t, s, "svc", "a")
+	register(t, s, "svc", "b")
+	two := await(func(m MemberSet) bool { return m.Len() == 2 })
+	if err := a.Update(testCtx(t), []byte("v2")); err != nil {
+		t.Fatal(err)
+	}
+	updated := await(func(m MemberSet) bool { n, _ := m.Get("a"); return string(n.Data) == "v2" })
+	a.Close()
+	after := await(func(m MemberSet) bool { return m.Len() == 1 })
+	if got := ids(after.Nodes()); !slices.Equal(got, []string{"b"}) {
+		t.Fatalf("after a left: %v", got)
+	}
+	if n, _ := two.Get("a"); string(n.Data) != "addr-a" || two.Len() != 2 {
+		t.Fatalf("a set kept from before the changes changed: %v", two.Nodes())
+	}
+	if updated.At(0).ID != "a" || updated.Len() != 2 {
+		t.Fatalf("a set kept from before a left changed: %v", updated.Nodes())
+	}
+	cancel()
+	for range sets {
+	}
+	if _, err := w.MemberSets(testCtx(t), "bad/name"); !errors.Is(err, ErrInvalidPath) || strings.Count(err.Error(), "lighthouse:") != 1 {
+		t.Fatalf("MemberSets(bad/name): %v, want one ErrInvalidPath", err)
+	}
+}
