@@ -31,8 +31,9 @@
 //	    when a look is due and the session is connected, waits on the
 //	    recipe's watches, retries with one backoff and reports the first
 //	    result. A recipe file (election.go, membership.go, balancer.go,
-//	    barrier.go) supplies only what it does when it looks; Members and
-//	    Balancer share the member set that follows a service (memberset.go).
+//	    barrier.go) supplies only what it does when it looks; Members,
+//	    MemberSets and Balancer share the follower of a service
+//	    (memberset.go), which keeps its set as an immutable MemberSet (set.go).
 //	  - Recipes reach the client through a narrow interface (client.go), so
 //	    their state machines are also tested against a fake.
 //	  - internal/actor holds the few generic pieces: mailbox, latest-value
