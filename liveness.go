@@ -2,8 +2,10 @@ package lighthouse
 
 import (
 	"context"
+	"errors"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -48,6 +50,16 @@ type heardConn struct {
 	l        *liveness
 	lastRead time.Duration // since born: when a Read last returned bytes
 	distrust time.Duration // since born: reads before this prove nothing
+}
+
+// SyscallConn gives the client the socket, when there is one, so that it
+// can send without waking its writer goroutine.
+func (c *heardConn) SyscallConn() (syscall.RawConn, error) {
+	sc, ok := c.Conn.(syscall.Conn)
+	if !ok {
+		return nil, errors.ErrUnsupported
+	}
+	return sc.SyscallConn()
 }
 
 func (c *heardConn) Read(b []byte) (int, error) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -152,6 +153,11 @@ func (cn *connection) start(writeTimeout time.Duration, heard func()) {
 	cn.frames = make(chan frame, 64)
 	cn.quit = make(chan struct{})
 	cn.w = &writer{conn: cn.conn, raw: cn.raw, timeout: writeTimeout, wake: make(chan struct{}, 1), quit: cn.quit}
+	if sc, ok := cn.conn.(syscall.Conn); ok { // not TLS: tls.Conn has no socket of its own
+		if rc, err := sc.SyscallConn(); err == nil {
+			cn.w.rc = rc
+		}
+	}
 	cn.wg.Add(2)
 	go func() {
 		defer cn.wg.Done()
@@ -204,10 +210,14 @@ func (cn *connection) read(heard func()) {
 	}
 }
 
-// writer writes what the owner queues, in batches, so the owner never waits
-// on the socket.
+// writer writes what the owner sends, so that the owner never waits on the
+// socket. When nothing is queued, write hands the bytes to the socket at
+// once without blocking (a request then goes out without waking another
+// goroutine); what the socket does not take is queued, and run writes the
+// queue in batches, blocking as long as the server is slow to read.
 type writer struct {
 	conn, raw net.Conn
+	rc        syscall.RawConn // nil if conn has no socket of its own (TLS): all goes through run
 	timeout   time.Duration
 	wake      chan struct{} // buffer 1
 	quit      chan struct{}
@@ -215,11 +225,19 @@ type writer struct {
 	mu    sync.Mutex
 	buf   []byte // to write
 	spare []byte
+	busy  bool // run is writing a batch
 }
 
-// write queues b (copied).
+// write sends b, or queues what the socket does not take at once (copied).
 func (w *writer) write(b []byte) {
 	w.mu.Lock()
+	if w.rc != nil && !w.busy && len(w.buf) == 0 {
+		b = b[w.tryWrite(b):] // in order: nothing is queued or being written
+	}
+	if len(b) == 0 {
+		w.mu.Unlock()
+		return
+	}
 	w.buf = append(w.buf, b...)
 	w.mu.Unlock()
 	select {
@@ -227,6 +245,11 @@ func (w *writer) write(b []byte) {
 	default:
 	}
 }
+
+// tryWrite writes what the socket takes of b without waiting, and returns
+// how much that was. A failure is left to run, whose write of the rest
+// fails the same way and ends the connection.
+func (w *writer) tryWrite(b []byte) int { return writeNow(w.rc, b) }
 
 func (w *writer) run() {
 	for {
@@ -240,6 +263,7 @@ func (w *writer) run() {
 		w.mu.Lock()
 		b := w.buf
 		w.buf, w.spare = w.spare[:0], nil
+		w.busy = len(b) > 0
 		w.mu.Unlock()
 		if len(b) > 0 {
 			w.conn.SetWriteDeadline(time.Now().Add(w.timeout))
@@ -247,12 +271,15 @@ func (w *writer) run() {
 				w.raw.Close() // the reader fails and tells the owner
 				return
 			}
+			// A deadline left to pass would fail write's direct sends
+			// (the socket refuses them once it is past).
+			w.conn.SetWriteDeadline(time.Time{})
 		}
 		if cap(b) > 1<<20 {
 			b = nil
 		}
 		w.mu.Lock()
-		w.spare = b[:0]
+		w.spare, w.busy = b[:0], false
 		w.mu.Unlock()
 	}
 }
