@@ -3,7 +3,9 @@
 // KeeperException, ClientCnxn).
 //
 // One goroutine, the owner, holds the session and all its state; a reader
-// goroutine per connection reads frames and a writer goroutine writes them.
+// goroutine per connection reads frames. The owner sends a request to the
+// socket itself when the socket takes it at once; a writer goroutine writes
+// what it does not, so the owner never waits on the server.
 // Calls encode their request, hand it to the owner and wait for their reply
 // or their ctx; no goroutine is started per call.
 //
