@@ -174,10 +174,10 @@ func (c *Cluster) halt(i int, sig syscall.Signal) error {
 // Pause stops server i with SIGSTOP, as a long GC pause or a hung machine
 // would: its connections stay open but it answers nothing until Resume. On
 // Linux, Pause returns once all the JVM's threads have stopped.
-func (c *Cluster) Pause(i int) error { return c.signal(i, syscall.SIGSTOP) }
+func (c *Cluster) Pause(i int) error { return c.signal(i, sigStop) }
 
 // Resume continues a paused server i with SIGCONT.
-func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT) }
+func (c *Cluster) Resume(i int) error { return c.signal(i, sigCont) }
 
 func (c *Cluster) signal(i int, sig syscall.Signal) error {
 	s, err := c.server(i)

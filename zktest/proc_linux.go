@@ -54,3 +54,6 @@ func allStopped(pid int) (bool, error) {
 	}
 	return true, nil
 }
+
+// The signals of Pause and Resume.
+const sigStop, sigCont = syscall.SIGSTOP, syscall.SIGCONT

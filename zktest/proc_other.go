@@ -16,3 +16,6 @@ func sysProcAttr() *syscall.SysProcAttr {
 // waitStopped cannot tell when SIGSTOP has taken effect here; it returns at
 // once.
 func waitStopped(pid int, timeout time.Duration) error { return nil }
+
+// The signals of Pause and Resume.
+const sigStop, sigCont = syscall.SIGSTOP, syscall.SIGCONT

@@ -116,7 +116,7 @@ func (s *server) signal(sig syscall.Signal) error {
 	if err := s.proc.cmd.Process.Signal(sig); err != nil {
 		return err
 	}
-	if sig == syscall.SIGSTOP {
+	if sig == sigStop {
 		return waitStopped(s.proc.cmd.Process.Pid, 5*time.Second)
 	}
 	return nil
@@ -139,7 +139,7 @@ func (s *server) halt(sig syscall.Signal) error {
 		return nil
 	}
 	_ = p.cmd.Process.Signal(sig)
-	_ = p.cmd.Process.Signal(syscall.SIGCONT) // a paused JVM cannot handle SIGTERM
+	_ = p.cmd.Process.Signal(sigCont) // a paused JVM cannot handle SIGTERM
 	timer := time.NewTimer(stopGrace)
 	defer timer.Stop()
 	select {
