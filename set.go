@@ -8,7 +8,8 @@ import (
 
 // MemberSet is the members of a service at one moment, sorted by ID. It is
 // immutable: keep it, share it between goroutines, compare it with a later
-// one. The zero MemberSet is empty.
+// one. Its Nodes' Data is shared with other readers: do not modify it. The
+// zero MemberSet is empty.
 //
 // MemberSets delivers one per change. Each shares all but the changed part
 // with the one before: the members are kept in sorted chunks of at most
