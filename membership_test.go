@@ -24,6 +24,34 @@ func ids(nodes []Node) []string {
 	return out
 }
 
+// awaitSet reads sets from ch until ok accepts one and returns it, failing
+// the test if ch closes or none comes within d. want says what was awaited,
+// and describe the last set, in the failure.
+func awaitSet[T any](t testing.TB, ch <-chan T, d time.Duration, want string, ok func(T) bool, describe func(T) string) T {
+	t.Helper()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	var last T
+	for {
+		select {
+		case set, open := <-ch:
+			if !open {
+				t.Fatalf("members closed while waiting for %s (last %s)", want, describe(last))
+			}
+			if last = set; ok(set) {
+				return set
+			}
+		case <-timer.C:
+			t.Fatalf("members not %s within %v (last %s)", want, d, describe(last))
+		}
+	}
+}
+
+// describeNodes shows a set's size and first IDs, for a failure.
+func describeNodes(nodes []Node) string {
+	return fmt.Sprintf("%d: %v", len(nodes), abbrev(ids(nodes)))
+}
+
 // awaitIDs reads sets from ch until one has exactly the IDs want (sorted),
 // failing the test if none comes within d. It returns that set.
 func awaitIDs(t testing.TB, ch <-chan []Node, d time.Duration, want ...string) []Node {
@@ -31,23 +59,7 @@ func awaitIDs(t testing.TB, ch <-chan []Node, d time.Duration, want ...string) [
 	if want == nil {
 		want = []string{}
 	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	var last []string
-	for {
-		select {
-		case nodes, ok := <-ch:
-			if !ok {
-				t.Fatalf("members closed while waiting for %v (last %v)", want, last)
-			}
-			last = ids(nodes)
-			if slices.Equal(last, want) {
-				return nodes
-			}
-		case <-timer.C:
-			t.Fatalf("members not %v within %v (last %d: %v)", want, d, len(last), abbrev(last))
-		}
-	}
+	return awaitSet(t, ch, d, fmt.Sprint(want), func(nodes []Node) bool { return slices.Equal(ids(nodes), want) }, describeNodes)
 }
 
 func abbrev(s []string) []string {
@@ -537,25 +549,9 @@ func (noAddWatch) AddWatch(context.Context, string, bool) (*zkclient.Watcher, er
 // if none comes within d. It returns that set.
 func awaitData(t testing.TB, ch <-chan []Node, d time.Duration, id, data string) []Node {
 	t.Helper()
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	var last []Node
-	for {
-		select {
-		case nodes, ok := <-ch:
-			if !ok {
-				t.Fatalf("members closed while waiting for %s=%q", id, data)
-			}
-			last = nodes
-			for _, n := range nodes {
-				if n.ID == id && string(n.Data) == data {
-					return nodes
-				}
-			}
-		case <-timer.C:
-			t.Fatalf("member %s not %q within %v (last %d: %v)", id, data, d, len(last), abbrev(ids(last)))
-		}
-	}
+	return awaitSet(t, ch, d, fmt.Sprintf("%s=%q", id, data), func(nodes []Node) bool {
+		return slices.ContainsFunc(nodes, func(n Node) bool { return n.ID == id && string(n.Data) == data })
+	}, describeNodes)
 }
 
 // A member that leaves and registers again between two reads of the names
@@ -894,17 +890,7 @@ func TestMemberSetsFollowJoinsUpdatesAndLeaves(t *testing.T) {
 	}
 	await := func(ok func(MemberSet) bool) MemberSet {
 		t.Helper()
-		timeout := time.After(10 * time.Second)
-		for {
-			select {
-			case set := <-sets:
-				if ok(set) {
-					return set
-				}
-			case <-timeout:
-				t.Fatal("the set did not come")
-			}
-		}
+		return awaitSet(t, sets, 10*time.Second, "the set", ok, func(m MemberSet) string { return describeNodes(m.Nodes()) })
 	}
 	if first := await(func(MemberSet) bool { return true }); first.Len() != 0 {
 		t.Fatalf("first set has %d members", first.Len())
