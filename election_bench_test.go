@@ -185,21 +185,22 @@ func (e *electionSampler) awaitGrant(p *benchParticipant) time.Time {
 // the server tells the next participant).
 func (e *electionSampler) sample() (took, closed time.Duration) {
 	leader := e.queue[0]
-	var closedIn chan time.Duration
-	start := time.Now()
 	if e.byClose {
-		// Close returns after the next leader knows: time both.
-		closedIn = make(chan time.Duration, 1)
+		// Close returns after the next leader knows: time both, from the
+		// call of Close (not from starting its goroutine).
+		started, closedIn := make(chan time.Time, 1), make(chan time.Duration, 1)
 		go func() {
+			start := time.Now()
+			started <- start
 			leader.sess.Close()
 			closedIn <- time.Since(start)
 		}()
+		granted := e.awaitGrant(e.queue[1])
+		took, closed = granted.Sub(<-started), <-closedIn
 	} else {
+		start := time.Now()
 		leader.cancel()
-	}
-	took = e.awaitGrant(e.queue[1]).Sub(start)
-	if closedIn != nil {
-		closed = <-closedIn
+		took = e.awaitGrant(e.queue[1]).Sub(start)
 	}
 	e.changes++
 	leader.cancel()
