@@ -170,7 +170,8 @@ With --json: a list of names.` + dataHelp, runServices},
 const dataHelp = `
 Text output quotes, Go-style, names and data that are not printable UTF-8.
 In JSON, "data" is a node's data as a string if it is UTF-8; otherwise
-"data_base64" holds it base64-encoded and "data" is absent.`
+"data_base64" holds it base64-encoded and "data" is absent. The same goes
+for "id" and "id_base64".`
 
 func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspectFlags, out *emitter) error {
 	show := func(p lighthouse.Participant) {
@@ -260,7 +261,7 @@ func electionErr(path string, err error) error {
 func showNodes(out *emitter, nodes []lighthouse.Node) {
 	js := make([]nodeJSON, 0, len(nodes))
 	for _, n := range nodes {
-		js = append(js, nodeJSON{n.ID, newJSONData(n.Data)})
+		js = append(js, nodeJSON{newJSONID(n.ID), newJSONData(n.Data)})
 	}
 	out.print(js, func(w io.Writer) {
 		if len(nodes) == 0 {

@@ -366,8 +366,40 @@ func TestHostileNames(t *testing.T) {
 	}
 	out, _, _ = cli(t, "leader", "--zk", root, "--json", "/e")
 	var l map[string]any
-	if err := json.Unmarshal([]byte(out), &l); err != nil || l["id"] != evil || l["data_base64"] != "//4=" || l["data"] != nil {
+	if err := json.Unmarshal([]byte(out), &l); err != nil || l["id"] != evil || l["data_base64"] != "//4=" || l["data"] != nil || l["id_base64"] != nil {
 		t.Errorf("leader --json: %q (%v)", out, err)
+	}
+
+	// A participant's ID that is not UTF-8 keeps its bytes in JSON,
+	// base64-encoded, as data does (a JSON string would turn them into
+	// U+FFFD).
+	const bytesID = "id\xff\xfe"
+	ch, err = s.Elect(ctx, "/b", lighthouse.WithID(bytesID))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for range ch {
+		}
+	}()
+	// (Member IDs are node names: UTF-8.)
+	for _, args := range [][]string{{"leader", "/b"}, {"participants", "/b"}} {
+		out, _, code := cli(t, append([]string{args[0], "--zk", root, "--json"}, args[1:]...)...)
+		var one map[string]any
+		if args[0] != "leader" {
+			var list []map[string]any
+			if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) != 1 {
+				t.Errorf("%q: exit %d, %q (%v)", args, code, out, err)
+				continue
+			}
+			one = list[0]
+		} else if err := json.Unmarshal([]byte(out), &one); err != nil {
+			t.Errorf("%q: exit %d, %q (%v)", args, code, out, err)
+			continue
+		}
+		if _, ok := one["id"]; ok || one["id_base64"] != "aWT//g==" {
+			t.Errorf("%q: %q, want id_base64 aWT//g== and no id", args, out)
+		}
 	}
 }
 

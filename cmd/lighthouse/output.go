@@ -27,7 +27,7 @@ func (e *emitter) print(v any, plain func(w io.Writer)) {
 }
 
 type participantJSON struct {
-	ID     string `json:"id"`
+	jsonID
 	Leader bool   `json:"leader"`
 	Token  int64  `json:"token"`
 	Node   string `json:"node"`
@@ -35,11 +35,26 @@ type participantJSON struct {
 }
 
 func toParticipantJSON(p lighthouse.Participant) participantJSON {
-	j := participantJSON{ID: p.ID, Leader: p.IsLeader, Token: p.Token, Node: p.Node}
+	j := participantJSON{jsonID: newJSONID(p.ID), Leader: p.IsLeader, Token: p.Token, Node: p.Node}
 	if len(p.Data) > 0 {
 		j.jsonData = newJSONData(p.Data)
 	}
 	return j
+}
+
+// jsonID is an ID in JSON as jsonData is data: "id" if it is UTF-8, else
+// "id_base64". An ID is whatever bytes a participant stored; JSON would
+// replace those that are not UTF-8.
+type jsonID struct {
+	ID       *string `json:"id,omitempty"`
+	IDBase64 []byte  `json:"id_base64,omitempty"`
+}
+
+func newJSONID(id string) jsonID {
+	if !utf8.ValidString(id) {
+		return jsonID{IDBase64: []byte(id)}
+	}
+	return jsonID{ID: &id}
 }
 
 // jsonData is node data in JSON: text if it is UTF-8, else base64, so that
@@ -68,6 +83,6 @@ func text(s string) string {
 }
 
 type nodeJSON struct {
-	ID string `json:"id"`
+	jsonID
 	jsonData
 }
