@@ -38,16 +38,18 @@ type options struct {
 
 // WithSessionTimeout sets the session timeout to ask the server for (default
 // 10 s). The server may shorten or lengthen it to fit its own bounds
-// (minSessionTimeout, maxSessionTimeout). A connection is declared lost
-// (Suspended) after two thirds of it without an answer from the server.
+// (minSessionTimeout, maxSessionTimeout); more than the protocol carries
+// (2^31-1 ms, about 24.8 days) is asked as that. A connection is declared
+// lost (Suspended) after two thirds of it without an answer from the server.
 func WithSessionTimeout(d time.Duration) Option {
 	return func(o *options) { o.sessionTimeout = d }
 }
 
 // WithDialTimeout bounds each attempt to reach one server: opening the TCP
 // connection, the TLS handshake and ZooKeeper's handshake (default: a third
-// of the session timeout). A server that accepts connections but does not
-// answer costs at most this before the next one is tried.
+// of the session timeout, the granted one once the server has granted one).
+// A server that accepts connections but does not answer costs at most this
+// before the next one is tried.
 func WithDialTimeout(d time.Duration) Option {
 	return func(o *options) { o.dialTimeout = d }
 }

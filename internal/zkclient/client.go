@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -44,12 +45,14 @@ type Config struct {
 	// Chroot ("" or a path such as "/app") is prefixed to every path.
 	Chroot string
 	// SessionTimeout is asked of the server, which may change it; default
-	// 10s.
+	// 10s. The protocol carries milliseconds in 32 bits: a longer timeout
+	// is asked as MaxSessionTimeout.
 	SessionTimeout time.Duration
 	// ConnectTimeout bounds one attempt to reach a server: dial, TLS and
-	// ZooKeeper handshake. Default: a third of SessionTimeout, so that an
-	// attempt on a server that accepts but does not answer (one still
-	// starting) leaves time to retry before the session expires.
+	// ZooKeeper handshake. Default: a third of the session timeout (the one
+	// the server granted, once it has granted one), so that an attempt on a
+	// server that accepts but does not answer (one still starting) leaves
+	// time to retry before the session expires.
 	ConnectTimeout time.Duration
 	// Dial dials a server; nil uses a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -72,6 +75,11 @@ type Config struct {
 	Hooks Hooks
 }
 
+// MaxSessionTimeout is the longest session timeout the protocol can ask for
+// (2^31-1 ms, about 24.8 days); servers grant far less (by default at most
+// 20 ticks, 40 s).
+const MaxSessionTimeout = math.MaxInt32 * time.Millisecond
+
 // Client is a ZooKeeper client holding one session at a time. Its methods
 // are safe for concurrent use.
 type Client struct {
@@ -82,9 +90,12 @@ type Client struct {
 	reqs     chan *request
 	closeReq chan context.Context
 	closing  sync.Once
-	done     chan struct{} // closed when the owner has ended everything
-	first    chan struct{} // closed when the first session is established
-	endErr   error         // why the owner ended; read after done
+	// connectDefault: ConnectTimeout was not set, so attempts follow the
+	// granted session timeout.
+	connectDefault bool
+	done           chan struct{} // closed when the owner has ended everything
+	first          chan struct{} // closed when the first session is established
+	endErr         error         // why the owner ended; read after done
 
 	sessionID atomic.Int64
 	timeout   atomic.Int64
@@ -140,7 +151,9 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 10 * time.Second
 	}
-	if cfg.ConnectTimeout <= 0 {
+	cfg.SessionTimeout = min(cfg.SessionTimeout, MaxSessionTimeout)
+	connectDefault := cfg.ConnectTimeout <= 0
+	if connectDefault {
 		cfg.ConnectTimeout = cfg.SessionTimeout / 3
 	}
 	if cfg.MaxPacket <= 0 {
@@ -155,6 +168,8 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		done:     make(chan struct{}),
 		first:    make(chan struct{}),
 		epoch:    time.Now(),
+
+		connectDefault: connectDefault,
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

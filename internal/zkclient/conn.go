@@ -18,9 +18,10 @@ import (
 type handshakeParams struct {
 	addr     string
 	lastZxid int64
-	timeout  time.Duration
+	timeout  time.Duration // the session timeout to ask for
 	sid      int64
 	passwd   []byte
+	limit    time.Duration // the attempt's time limit, for its error
 }
 
 // attemptResult is the outcome of one attempt: a connection with a
@@ -40,7 +41,7 @@ func dialServer(ctx context.Context, cfg *Config, p handshakeParams) attemptResu
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errTimeout) ||
 			ctx.Err() == context.DeadlineExceeded {
-			err = fmt.Errorf("no answer within %v", cfg.ConnectTimeout)
+			err = fmt.Errorf("no answer within %v", p.limit)
 		}
 		res.err = err
 		return res
@@ -58,7 +59,13 @@ func handshake(ctx context.Context, cfg *Config, p handshakeParams, res *attempt
 		dial = d.DialContext
 	}
 	raw, err := dial(ctx, "tcp", p.addr)
+	if err == nil && raw == nil {
+		err = errors.New("the dialer returned no connection and no error")
+	}
 	if err != nil {
+		if raw != nil {
+			raw.Close()
+		}
 		return nil, err
 	}
 	ok := false

@@ -3,6 +3,7 @@ package zkclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -419,5 +420,89 @@ func drain(e *events) []Event {
 		default:
 			return v
 		}
+	}
+}
+
+// TestDialerWithoutConnection: a dialer that returns neither a connection
+// nor an error fails its attempt; it used to crash the process from the
+// client's goroutine.
+func TestDialerWithoutConnection(t *testing.T) {
+	addr := zktest.Shared(t).Addr(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	dial := func(context.Context, string, string) (net.Conn, error) { return nil, nil }
+	c, err := Connect(ctx, Config{Servers: []string{addr}, Dial: dial})
+	if c != nil || err == nil || !strings.Contains(err.Error(), "no connection and no error") {
+		t.Fatalf("Connect = %v, %v; want the attempt's failure", c, err)
+	}
+}
+
+// TestLongSessionTimeout: a session timeout beyond what the protocol's 32
+// bits of milliseconds hold is asked as the longest it can carry, and the
+// server grants its maximum; it used to wrap around and get the minimum.
+func TestLongSessionTimeout(t *testing.T) {
+	addr := zktest.Shared(t).Addr(0)
+	c, _ := connectT(t, "", Config{Servers: []string{addr}, SessionTimeout: 24 * time.Hour})
+	max := c.SessionTimeout()
+	c2, _ := connectT(t, "", Config{Servers: []string{addr}, SessionTimeout: 25 * 24 * time.Hour})
+	if got := c2.SessionTimeout(); got != max {
+		t.Errorf("asked 25 days: granted %v, want the server's maximum %v", got, max)
+	}
+}
+
+// TestAttemptsFollowTheGrantedTimeout: once the server has granted a
+// session timeout, an attempt without a ConnectTimeout of its own gets a
+// third of it, not a third of what was asked.
+func TestAttemptsFollowTheGrantedTimeout(t *testing.T) {
+	deadlines := make(chan time.Duration, 1)
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
+		d, _ := ctx.Deadline()
+		deadlines <- time.Until(d)
+		return nil, errors.New("no")
+	}
+	for _, tc := range []struct {
+		connect, granted, want time.Duration
+		defaulted              bool
+	}{
+		{connect: 8 * time.Hour, granted: 0, want: 8 * time.Hour, defaulted: true},
+		{connect: 8 * time.Hour, granted: 3 * time.Second, want: time.Second, defaulted: true},
+		{connect: 8 * time.Hour, granted: 3 * time.Second, want: 8 * time.Hour},
+	} {
+		c := &Client{cfg: Config{Servers: []string{"x:1"}, ConnectTimeout: tc.connect, Dial: dial}, connectDefault: tc.defaulted}
+		o := newOwner(c)
+		o.timeout = tc.granted
+		o.startAttempt()
+		<-o.attemptCh
+		o.attempt()
+		if got := <-deadlines; got > tc.want || got < tc.want-time.Second {
+			t.Errorf("%+v: the attempt had %v", tc, got)
+		}
+	}
+}
+
+// TestConnectErrorNamesEachServerOnce: the error of a Connect that got no
+// session names each server once, at most 8 of them, and says of the one
+// still being tried that it was.
+func TestConnectErrorNamesEachServerOnce(t *testing.T) {
+	silent := silentListener(t)
+	var servers []string
+	for range 100 {
+		servers = append(servers, silent)
+	}
+	for i := range 20 {
+		servers = append(servers, fmt.Sprintf("host-%d.invalid:2181", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := Connect(ctx, Config{Servers: servers, ConnectTimeout: time.Hour})
+	if err == nil {
+		t.Fatal("Connect succeeded")
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, silent); n != 1 || len(msg) > 2000 || !strings.Contains(msg, "and 13 more") {
+		t.Errorf("error names the silent server %d times in %d bytes: %s", n, len(msg), msg)
+	}
+	if strings.Contains(msg, silent+": not tried") || !strings.Contains(msg, silent+": attempt under way") {
+		t.Errorf("the server being tried when ctx ended: %s", msg)
 	}
 }

@@ -3,6 +3,7 @@ package zkclient
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -14,7 +15,11 @@ import (
 func (o *owner) startAttempt() {
 	addr := o.servers[o.next]
 	o.next = (o.next + 1) % len(o.servers)
-	ctx, cancel := context.WithTimeout(context.Background(), o.c.cfg.ConnectTimeout)
+	limit := o.c.cfg.ConnectTimeout
+	if o.c.connectDefault && o.timeout > 0 {
+		limit = o.timeout / 3 // what was granted, not what was asked
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	o.attempt = cancel
 	p := handshakeParams{
 		addr:     addr,
@@ -22,6 +27,7 @@ func (o *owner) startAttempt() {
 		timeout:  o.c.cfg.SessionTimeout,
 		sid:      o.sid,
 		passwd:   o.passwd,
+		limit:    limit,
 	}
 	go func() {
 		o.attemptCh <- dialServer(ctx, &o.c.cfg, p)
@@ -182,8 +188,12 @@ func (o *owner) finish(err error) {
 	o.closing = true
 	if o.attempt != nil {
 		o.attempt()
-		if res := <-o.attemptCh; res.err == nil {
+		res := <-o.attemptCh
+		if res.err == nil {
 			res.conn.raw.Close()
+		}
+		if o.reasons[res.addr] == nil {
+			o.reasons[res.addr] = errors.New("attempt under way when the client closed")
 		}
 		o.attempt = nil
 	}
@@ -194,17 +204,6 @@ func (o *owner) finish(err error) {
 	o.sid = 0
 	o.c.sessionID.Store(0)
 	if !o.ever {
-		var b strings.Builder
-		for i, s := range o.c.cfg.Servers {
-			if i > 0 {
-				b.WriteString("; ")
-			}
-			reason := "not tried"
-			if r := o.reasons[s]; r != nil {
-				reason = r.Error()
-			}
-			b.WriteString(s + ": " + reason)
-		}
 		cause := err
 		if o.closeCtx != nil && o.closeCtx.Err() != nil {
 			cause = o.closeCtx.Err()
@@ -212,10 +211,40 @@ func (o *owner) finish(err error) {
 		if errors.Is(err, ErrAuthFailed) {
 			o.c.endErr = err
 		} else {
-			o.c.endErr = &noSessionError{reasons: b.String(), cause: cause}
+			o.c.endErr = &noSessionError{reasons: o.reasonsText(), cause: cause}
 		}
 	} else {
 		o.c.endErr = err
 	}
 	o.emit(Event{State: StateClosed, Err: err})
+}
+
+// reasonsText says why each server gave no session, each server once and
+// at most maxReasons of them, so that a long or repetitive server list
+// makes a readable error.
+func (o *owner) reasonsText() string {
+	const maxReasons = 8
+	var b strings.Builder
+	seen := make(map[string]bool)
+	for _, s := range o.c.cfg.Servers {
+		if seen[s] {
+			continue
+		}
+		seen[s] = true
+		if len(seen) > maxReasons {
+			continue
+		}
+		if len(seen) > 1 {
+			b.WriteString("; ")
+		}
+		reason := "not tried"
+		if r := o.reasons[s]; r != nil {
+			reason = r.Error()
+		}
+		b.WriteString(s + ": " + reason)
+	}
+	if n := len(seen) - maxReasons; n > 0 {
+		fmt.Fprintf(&b, "; and %d more", n)
+	}
+	return b.String()
 }
