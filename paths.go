@@ -47,8 +47,7 @@ func validatePath(p string) error {
 		}
 	}
 	for _, r := range p {
-		if r == 0 || (r > 0 && r < 0x20) || (r >= 0x7f && r <= 0x9f) ||
-			(r >= 0xd800 && r <= 0xf8ff) || (r >= 0xfff0 && r <= 0xffff) {
+		if zkclient.ForbiddenInPath(r) {
 			return bad(fmt.Sprintf("forbidden character %U", r))
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zookeeper/zk"
 	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
@@ -446,5 +447,35 @@ func TestNilOptionsAreInvalid(t *testing.T) {
 	}
 	if _, err := s.Balancer(ctx, "svc", nil, nil); !errors.Is(err, ErrInvalidOption) {
 		t.Errorf("Balancer with a nil option: %v", err)
+	}
+}
+
+// ValidatePath refuses exactly the characters ZooKeeper refuses, as far as
+// another client lets a path through to the server: characters above U+FFFF
+// (a surrogate pair in Java) passed ValidatePath, and then every call with
+// such a path failed at the server with ErrBadArguments, and Members of such
+// a service stayed empty without an error.
+func TestPathCharactersAgreeWithServer(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t) // a connect string with the test's chroot
+	raw := zkConnect(t, zkc.Addr(0))
+	chroot := root[strings.IndexByte(root, '/'):]
+	for _, r := range []rune{0xa0, 0xd7ff, 0xe000, 0xf8ff, 0xf900, 0xffef, 0xfff0, 0x10000, 0x1f600, 0x10ffff} {
+		name := "/c" + string(r)
+		_, err := raw.Create(chroot+name, nil, 0, zk.WorldACL(zk.PermAll))
+		if errors.Is(err, zk.ErrInvalidPath) {
+			continue // go-zookeeper refuses it before the server sees it
+		}
+		serverTakes := err == nil
+		if err != nil && !errors.Is(err, zk.ErrBadArguments) {
+			t.Fatalf("create %U: %v", r, err)
+		}
+		if ours := ValidatePath(name); (ours == nil) != serverTakes {
+			t.Errorf("%U: ZooKeeper takes it: %v; ValidatePath: %v", r, serverTakes, ours)
+		}
+	}
+	s := connect(t, root)
+	if _, err := s.Register(testCtx(t), "svc\U0001F600", Node{ID: "a"}); !errors.Is(err, ErrInvalidPath) {
+		t.Errorf("Register of a service with U+1F600: %v, want ErrInvalidPath before any request", err)
 	}
 }

@@ -168,6 +168,9 @@ func TestValidatePath(t *testing.T) {
 		{"/a/..", false, false},
 		{"/a\x00b", false, false},
 		{"/a\u0001", false, false},
+		{"/a\ud7ff\uf900\uffef", false, true},
+		{"/a\ue000", false, false},
+		{"/a\U0001F600", false, false},
 	} {
 		if err := validatePath(tc.path, tc.seq); (err == nil) != tc.ok {
 			t.Errorf("validatePath(%q, %v) = %v", tc.path, tc.seq, err)

@@ -83,12 +83,19 @@ func validatePath(p string, sequential bool) error {
 		}
 	}
 	for _, r := range p {
-		if r == 0 || r > 0 && r < 0x20 || r >= 0x7f && r <= 0x9f ||
-			r >= 0xd800 && r <= 0xf8ff || r >= 0xfff0 && r <= 0xffff {
+		if ForbiddenInPath(r) {
 			return bad("invalid character")
 		}
 	}
 	return nil
+}
+
+// ForbiddenInPath reports whether ZooKeeper refuses r in a path: control
+// characters, and what Java sees in the surrogate and private use ranges
+// (D800-F8FF) or at FFF0-FFFF. A character above FFFF is a surrogate pair
+// in Java, so it is refused too.
+func ForbiddenInPath(r rune) bool {
+	return r < 0x20 || r >= 0x7f && r <= 0x9f || r >= 0xd800 && r <= 0xf8ff || r >= 0xfff0
 }
 
 // fullPath prefixes the chroot.
