@@ -99,7 +99,8 @@ func CreateACL(acl ...ACL) CreateOption {
 	return func(o *createOptions) { o.acl = clientACL(acl) }
 }
 
-// CreateTTL sets the TTL of a node created with a TTL mode.
+// CreateTTL sets the TTL of a node created with a TTL mode: from 1 ms to
+// MaxTTL, counted in whole milliseconds.
 func CreateTTL(d time.Duration) CreateOption { return func(o *createOptions) { o.ttl = d } }
 
 func (s *Session) createOptions(mode CreateMode, opts []CreateOption) (createOptions, error) {
@@ -113,13 +114,25 @@ func (s *Session) createOptions(mode CreateMode, opts []CreateOption) (createOpt
 	switch {
 	case len(o.acl) == 0:
 		return o, fmt.Errorf("%w: empty ACL", ErrInvalidOption)
-	case mode.ttl() && o.ttl <= 0:
-		return o, fmt.Errorf("%w: a TTL mode needs CreateTTL with a positive TTL", ErrInvalidOption)
-	case !mode.ttl() && o.ttl != 0:
-		return o, fmt.Errorf("%w: CreateTTL needs a TTL mode", ErrInvalidOption)
 	}
-	return o, nil
+	return o, checkTTL(mode, o.ttl)
 }
+
+// checkTTL checks CreateTTL's ttl against the mode, as ZooKeeper would.
+func checkTTL(mode CreateMode, ttl time.Duration) error {
+	switch {
+	case mode.ttl() && ttl <= 0:
+		return fmt.Errorf("%w: a TTL mode needs CreateTTL with a positive TTL", ErrInvalidOption)
+	case mode.ttl() && (ttl < time.Millisecond || ttl > MaxTTL):
+		return fmt.Errorf("%w: TTL %v: ZooKeeper takes whole milliseconds from 1 ms to MaxTTL", ErrInvalidOption, ttl)
+	case !mode.ttl() && ttl != 0:
+		return fmt.Errorf("%w: CreateTTL needs a TTL mode", ErrInvalidOption)
+	}
+	return nil
+}
+
+// MaxTTL is the longest TTL ZooKeeper takes: 2^40-1 ms, about 34.8 years.
+const MaxTTL = (1<<40 - 1) * time.Millisecond
 
 // Create makes a node at path with data and returns its path (for
 // sequential modes, the name with the counter ZooKeeper appended).

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
 )
@@ -75,9 +76,10 @@ func CheckVersion(path string, version int32) TxnOp {
 // CheckExists makes a transaction commit only if the node at path exists.
 func CheckExists(path string) TxnOp { return CheckVersion(path, AnyVersion) }
 
-// CreateOp creates a node as Session.Create does, except that
-// CreateParents is not allowed (create the parents in earlier operations)
-// and neither is the Container mode. Its result has the created path.
+// CreateOp creates a node as Session.Create does (TTL modes included),
+// except that CreateParents is not allowed (create the parents in earlier
+// operations) and neither is the Container mode. Its result has the created
+// path.
 func CreateOp(path string, data []byte, mode CreateMode, opts ...CreateOption) TxnOp {
 	return TxnOp{kind: txnCreate, op: "create", path: path, data: data, mode: mode, opts: opts}
 }
@@ -124,11 +126,11 @@ func encodeOp[T any](v T, c Codec[T]) ([]byte, error) {
 // ErrNodeExists, ErrNotLeader...), and nothing was applied.
 //
 // Every operation is checked before anything is sent: a bad path, data over
-// MaxDataSize (or a whole request over ZooKeeper's packet limit, which
-// the server would answer by dropping the connection), an unknown or Container
-// mode, CreateParents, an empty ACL, a version below AnyVersion, a failed
-// encoding or a Guard of a Leadership that does not lead fail at once,
-// without a round trip. A transaction without operations commits nothing
+// MaxDataSize (or a whole request over ZooKeeper's packet limit, which the
+// server would answer by dropping the connection), an unknown or Container
+// mode, CreateParents, an empty ACL, a TTL ZooKeeper would refuse, a version
+// below AnyVersion, a failed encoding or a Guard of a Leadership that does
+// not lead fail at once, without a round trip. A transaction without operations commits nothing
 // and returns no results and no error, also without a round trip.
 //
 // ctx bounds the call only. If ctx ends or the connection is lost after the
@@ -215,10 +217,13 @@ func (s *Session) txnOps(ops []TxnOp) ([]txnOp, error) {
 				}
 			}
 			mode, err := op.mode.client()
-			if err != nil || op.mode.ttl() {
+			if err != nil {
 				return nil, bad(fmt.Errorf("%w: create mode %d in a transaction", ErrInvalidOption, int(op.mode)))
 			}
-			w.mode, w.acl = mode, o.acl
+			if err := checkTTL(op.mode, o.ttl); err != nil {
+				return nil, bad(err)
+			}
+			w.mode, w.acl, w.ttl = mode, o.acl, o.ttl
 		}
 		wire[i] = w
 		// The whole multi request must fit in one packet, as checkWrite
@@ -239,6 +244,7 @@ type txnOp struct {
 	version int32
 	mode    zkclient.CreateMode
 	acl     []zkclient.ACL
+	ttl     time.Duration // TTL modes
 }
 
 // size is the op's bytes in a multi request: its header (type, done,
@@ -248,6 +254,9 @@ func (op txnOp) size() int {
 	switch op.kind {
 	case txnCreate:
 		n += 4 + len(op.data) + 4
+		if op.ttl > 0 {
+			n += 8
+		}
 		for _, a := range op.acl {
 			n += 4 + 4 + len(a.Scheme) + 4 + len(a.ID)
 		}
@@ -274,7 +283,7 @@ func (s *Session) multi(ctx context.Context, ops []txnOp) ([]txnResult, int, err
 		case txnCheck:
 			reqs[i] = zkclient.CheckOp(op.path, op.version)
 		case txnCreate:
-			reqs[i] = zkclient.CreateOp(op.path, op.data, op.acl, op.mode)
+			reqs[i] = zkclient.CreateTTLOp(op.path, op.data, op.acl, op.mode, op.ttl)
 		case txnSet:
 			reqs[i] = zkclient.SetOp(op.path, op.data, op.version)
 		case txnDelete:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/lighthouse-zk/lighthouse/zktest"
 )
@@ -223,5 +224,36 @@ func TestTxnWithCodecs(t *testing.T) {
 	}
 	if n, _, _ := GetAs(ctx, s, "/count", Int()); n != 42 {
 		t.Fatalf("count %d after a transaction that failed to encode", n)
+	}
+}
+
+// TTL modes work in a transaction as in Create (the server takes a TTL mode
+// only in a createTTL request), and a TTL ZooKeeper would refuse (under 1
+// ms, over MaxTTL) is refused before any request, in both. The transaction
+// refused every TTL mode, and both let such TTLs through to the server's
+// ErrBadArguments.
+func TestTxnAndCreateWithTTL(t *testing.T) {
+	s := connect(t, zktest.Shared(t).Root(t))
+	ctx := testCtx(t)
+	res, err := s.Txn(ctx,
+		CreateOp("/ttl", []byte("a"), PersistentWithTTL, CreateTTL(time.Hour)),
+		CreateOp("/ttl/seq-", nil, PersistentSequentialWithTTL, CreateTTL(time.Minute)),
+	)
+	if err != nil || len(res) != 2 || res[1].Path != "/ttl/seq-0000000000" {
+		t.Fatalf("Txn with TTL modes: %+v, %v", res, err)
+	}
+	for _, ttl := range []time.Duration{time.Microsecond, MaxTTL + time.Millisecond, 1 << 62} {
+		if _, err := s.Create(ctx, "/bad", nil, PersistentWithTTL, CreateTTL(ttl)); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("Create with TTL %v: %v, want ErrInvalidOption", ttl, err)
+		}
+		if _, err := s.Txn(ctx, CreateOp("/bad", nil, PersistentWithTTL, CreateTTL(ttl))); !errors.Is(err, ErrInvalidOption) {
+			t.Errorf("Txn with TTL %v: %v, want ErrInvalidOption", ttl, err)
+		}
+	}
+	if _, err := s.Txn(ctx, CreateOp("/bad", nil, Persistent, CreateTTL(time.Hour))); !errors.Is(err, ErrInvalidOption) {
+		t.Errorf("Txn with a TTL and no TTL mode: %v, want ErrInvalidOption", err)
+	}
+	if _, st, err := s.Exists(ctx, "/bad"); st != nil || err != nil {
+		t.Errorf("/bad: %+v, %v; want nothing created", st, err)
 	}
 }

@@ -3,6 +3,7 @@ package zkclient
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // Op is one operation of a Multi; make it with CheckOp, CreateOp, SetOp or
@@ -13,15 +14,21 @@ type Op struct {
 	data    []byte
 	acl     []ACL
 	mode    CreateMode
+	ttl     time.Duration
 	version int32
 }
 
 // CheckOp checks that path's version is version.
 func CheckOp(path string, version int32) Op { return Op{op: opCheck, path: path, version: version} }
 
-// CreateOp creates path; TTL modes are not supported in a Multi.
+// CreateOp creates path; for the TTL modes, use CreateTTLOp.
 func CreateOp(path string, data []byte, acl []ACL, mode CreateMode) Op {
 	return Op{op: opCreate, path: path, data: data, acl: acl, mode: mode}
+}
+
+// CreateTTLOp creates path with a TTL mode and ttl, as Create does.
+func CreateTTLOp(path string, data []byte, acl []ACL, mode CreateMode, ttl time.Duration) Op {
+	return Op{op: opCreate, path: path, data: data, acl: acl, mode: mode, ttl: ttl}
 }
 
 // SetOp sets path's data if its version matches (-1: any).
@@ -62,11 +69,16 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 		code := op.op
 		if op.op == opCreate {
 			switch {
-			case op.mode == Container:
-				code = opCreateContainer
-			case op.mode.ttl() || op.mode < Persistent || op.mode > Container:
+			case op.mode < Persistent || op.mode > PersistentSequentialWithTTL:
 				c.release(r)
 				return nil, fmt.Errorf("zk: multi op %d: %w: create mode %d", i, ErrBadArguments, op.mode)
+			case op.mode == Container:
+				code = opCreateContainer
+			case op.mode.ttl() && op.ttl <= 0:
+				c.release(r)
+				return nil, fmt.Errorf("zk: multi op %d: %w: TTL mode needs a positive ttl", i, ErrBadArguments)
+			case op.mode.ttl():
+				code = opCreateTTL
 			}
 		}
 		e.int32(code) // MultiHeader{type, done=false, err=-1}
@@ -78,6 +90,9 @@ func (c *Client) Multi(ctx context.Context, ops ...Op) ([]OpResult, error) {
 			e.buffer(op.data)
 			e.acls(op.acl)
 			e.int32(int32(op.mode))
+			if code == opCreateTTL {
+				e.int64(op.ttl.Milliseconds())
+			}
 		case opSetData:
 			e.buffer(op.data)
 			e.int32(op.version)
