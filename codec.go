@@ -62,14 +62,14 @@ type stringCodec struct{}
 
 func (stringCodec) Encode(v string) ([]byte, error) {
 	if !utf8.ValidString(v) {
-		return nil, errors.New("encode string: not valid UTF-8")
+		return nil, codecError("encode", fmt.Errorf("%w as a string: not valid UTF-8 (%s)", ErrEncode, quote([]byte(v))))
 	}
 	return []byte(v), nil
 }
 
 func (stringCodec) Decode(data []byte) (string, error) {
 	if !utf8.Valid(data) {
-		return "", fmt.Errorf("%w as a string: not valid UTF-8 (%s)", ErrDecode, quote(data))
+		return "", codecError("decode", fmt.Errorf("%w as a string: not valid UTF-8 (%s)", ErrDecode, quote(data)))
 	}
 	return string(data), nil
 }
@@ -93,7 +93,7 @@ func (intCodec) Decode(data []byte) (int64, error) {
 		if errors.Is(err, strconv.ErrRange) {
 			why = "out of int64's range"
 		}
-		return 0, fmt.Errorf("%w as an integer: %s is %s", ErrDecode, quote(data), why)
+		return 0, codecError("decode", fmt.Errorf("%w as an integer: %s is %s", ErrDecode, quote(data), why))
 	}
 	return n, nil
 }
@@ -108,7 +108,7 @@ type jsonCodec[T any] struct{}
 func (jsonCodec[T]) Encode(v T) ([]byte, error) {
 	data, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("encode JSON: %w", err)
+		return nil, codecError("encode", fmt.Errorf("%w as JSON: %w", ErrEncode, err))
 	}
 	return data, nil
 }
@@ -117,7 +117,7 @@ func (jsonCodec[T]) Decode(data []byte) (T, error) {
 	var v T
 	if err := json.Unmarshal(data, &v); err != nil {
 		var zero T
-		return zero, fmt.Errorf("%w as JSON %T: %w", ErrDecode, v, err)
+		return zero, codecError("decode", fmt.Errorf("%w as JSON %T: %w", ErrDecode, v, err))
 	}
 	return v, nil
 }
@@ -137,7 +137,7 @@ func GetAs[T any](ctx context.Context, s *Session, path string, c Codec[T]) (T, 
 	}
 	v, err := c.Decode(data)
 	if err != nil {
-		return zero, stat, &OpError{Op: "decode", Path: path, Err: err}
+		return zero, stat, &OpError{Op: "decode", Path: path, Err: codecCause(err, ErrDecode)}
 	}
 	return v, stat, nil
 }
@@ -168,7 +168,23 @@ func encode[T any](path string, v T, c Codec[T]) ([]byte, error) {
 	}
 	data, err := c.Encode(v)
 	if err != nil {
-		return nil, &OpError{Op: "encode", Path: path, Err: err}
+		return nil, &OpError{Op: "encode", Path: path, Err: codecCause(err, ErrEncode)}
 	}
 	return data, nil
+}
+
+// codecError is the error of a Codec's op ("encode" or "decode") called by
+// the caller directly, with the library's prefix.
+func codecError(op string, err error) error { return &OpError{Op: op, Err: err} }
+
+// codecCause is a Codec's error, to be wrapped once more: the cause of an
+// *OpError, made to match sentinel (ErrDecode, ErrEncode) if it does not.
+func codecCause(err, sentinel error) error {
+	if oe, ok := err.(*OpError); ok {
+		err = oe.Err
+	}
+	if !errors.Is(err, sentinel) {
+		err = fmt.Errorf("%w: %w", sentinel, err)
+	}
+	return err
 }

@@ -78,16 +78,58 @@ func TestCodecRejectsMalformedData(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.dec([]byte(tc.data))
-			if !errors.Is(err, ErrDecode) {
-				t.Fatalf("Decode(%q) = %v, want ErrDecode", tc.data, err)
+			if !errors.Is(err, ErrDecode) || !prefixedOnce(err) {
+				t.Fatalf("Decode(%q) = %v, want ErrDecode, said with one lighthouse: prefix", tc.data, err)
 			}
 		})
 	}
-	if _, err := String().Encode("\xff"); err == nil {
-		t.Fatal("String().Encode of invalid UTF-8: no error")
+	if _, err := String().Encode("\xff"); !errors.Is(err, ErrEncode) || !prefixedOnce(err) {
+		t.Fatalf("String().Encode of invalid UTF-8: %v, want ErrEncode with one prefix", err)
 	}
-	if _, err := JSON[float64]().Encode(math.NaN()); err == nil {
-		t.Fatal("JSON().Encode(NaN): no error")
+	if _, err := JSON[float64]().Encode(math.NaN()); !errors.Is(err, ErrEncode) || !prefixedOnce(err) {
+		t.Fatalf("JSON().Encode(NaN): %v, want ErrEncode with one prefix", err)
+	}
+	if _, err := DecodeServiceInstance([]byte("null")); !errors.Is(err, ErrInvalidInstance) || !prefixedOnce(err) {
+		t.Fatalf("DecodeServiceInstance(null): %v, want ErrInvalidInstance with one prefix", err)
+	}
+}
+
+// prefixedOnce reports whether err's message starts with "lighthouse: "
+// and says it only there.
+func prefixedOnce(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "lighthouse: ") && strings.Count(err.Error(), "lighthouse:") == 1
+}
+
+// plainCodec is a caller's Codec whose errors wrap no sentinel.
+type plainCodec struct{}
+
+func (plainCodec) Encode(string) ([]byte, error) { return nil, errors.New("no encoding today") }
+func (plainCodec) Decode([]byte) (string, error) { return "", errors.New("no decoding today") }
+
+// Errors of codecs, the library's or a caller's, match ErrEncode and
+// ErrDecode and say "lighthouse:" once, through GetAs, SetAs and Txn. They
+// matched no sentinel before (encoding), and GetAs passed a caller's
+// decoding error on as it was.
+func TestCodecErrorsThroughOperations(t *testing.T) {
+	s := connect(t, zktest.Shared(t).Root(t))
+	ctx := testCtx(t)
+	if _, err := s.Create(ctx, "/n", []byte("x"), Persistent); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := SetAs(ctx, s, "/n", "\xff", AnyVersion, String()); !errors.Is(err, ErrEncode) || !prefixedOnce(err) {
+		t.Errorf("SetAs of invalid UTF-8: %v", err)
+	}
+	if _, err := SetAs(ctx, s, "/n", "v", AnyVersion, Codec[string](plainCodec{})); !errors.Is(err, ErrEncode) || !prefixedOnce(err) {
+		t.Errorf("SetAs with a caller's codec: %v", err)
+	}
+	if _, _, err := GetAs(ctx, s, "/n", Codec[string](plainCodec{})); !errors.Is(err, ErrDecode) || !prefixedOnce(err) {
+		t.Errorf("GetAs with a caller's codec: %v", err)
+	}
+	if _, _, err := GetAs(ctx, s, "/n", Int()); !errors.Is(err, ErrDecode) || !prefixedOnce(err) || !strings.Contains(err.Error(), "decode /n:") {
+		t.Errorf("GetAs with Int of %q: %v", "x", err)
+	}
+	if _, err := s.Txn(ctx, SetOpAs("/n", "\xff", AnyVersion, String())); !errors.Is(err, ErrEncode) || !prefixedOnce(err) {
+		t.Errorf("Txn with SetOpAs of invalid UTF-8: %v", err)
 	}
 }
 

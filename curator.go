@@ -188,8 +188,18 @@ func (i *ServiceInstance) UnmarshalJSON(data []byte) error {
 
 // DecodeServiceInstance decodes a Curator ServiceInstance, such as the Data
 // of a Node delivered by Members or Instances with CuratorFormat. The error
-// wraps ErrInvalidInstance.
+// is an *OpError (Op "decode") wrapping ErrInvalidInstance.
 func DecodeServiceInstance(data []byte) (ServiceInstance, error) {
+	i, err := decodeServiceInstance(data)
+	if err != nil {
+		return i, codecError("decode", err)
+	}
+	return i, nil
+}
+
+// decodeServiceInstance is DecodeServiceInstance for errors wrapped once
+// more.
+func decodeServiceInstance(data []byte) (ServiceInstance, error) {
 	var i ServiceInstance
 	err := i.UnmarshalJSON(data)
 	return i, err

@@ -67,9 +67,15 @@ var (
 	// ErrNotEntered: Leave was called without a successful Enter before it.
 	ErrNotEntered = errors.New("barrier not entered")
 	// ErrDecode: a node's data is not a value of the type a Codec decodes,
-	// for example because another client wrote something else there. GetAs
-	// wraps it in an *OpError (Op "decode") that names the node.
+	// for example because another client wrote something else there. The
+	// library's codecs return it in an *OpError (Op "decode"); GetAs's
+	// names the node, also for a Codec of the caller's whose error does not
+	// wrap ErrDecode.
 	ErrDecode = errors.New("cannot decode node data")
+	// ErrEncode: a Codec could not encode a value (a string that is not
+	// UTF-8, a value encoding/json refuses). As for ErrDecode, the error is
+	// an *OpError with Op "encode".
+	ErrEncode = errors.New("cannot encode value")
 	// ErrInvalidInstance: data is not a Curator ServiceInstance, or one that
 	// Register cannot write for the service and ID it was given.
 	ErrInvalidInstance = errors.New("invalid service instance")

@@ -78,7 +78,7 @@ func (o registryOptions) encode(service, id string, data []byte) ([]byte, error)
 	if !o.curator {
 		return data, nil
 	}
-	i, err := DecodeServiceInstance(data)
+	i, err := decodeServiceInstance(data)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +118,7 @@ func (o registryOptions) check(data []byte) error {
 	if !o.curator {
 		return nil
 	}
-	_, err := DecodeServiceInstance(data)
+	_, err := decodeServiceInstance(data)
 	return err
 }
 

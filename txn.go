@@ -116,7 +116,11 @@ func encodeOp[T any](v T, c Codec[T]) ([]byte, error) {
 	if c == nil {
 		return nil, fmt.Errorf("%w: nil codec", ErrInvalidOption)
 	}
-	return c.Encode(v)
+	data, err := c.Encode(v)
+	if err != nil {
+		return nil, codecCause(err, ErrEncode)
+	}
+	return data, nil
 }
 
 // Txn runs ops as one ZooKeeper transaction (multi): either every operation
