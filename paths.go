@@ -85,9 +85,11 @@ func quote[T string | []byte](b T) string {
 	return strconv.Quote(s[:cut]) + fmt.Sprintf("... (%d bytes)", len(b))
 }
 
-// clip returns s as it is if it is short, else quoted and cut.
+// clip returns s as it is if it is short and printable, else quoted (and
+// cut if long): a message never carries a caller's control characters.
 func clip(s string) string {
-	if len(s) > maxQuote {
+	unprintable := func(r rune) bool { return !strconv.IsPrint(r) || r == utf8.RuneError }
+	if len(s) > maxQuote || strings.IndexFunc(s, unprintable) >= 0 {
 		return quote(s)
 	}
 	return s

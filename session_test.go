@@ -293,6 +293,10 @@ func TestBadInputFailsBeforeNetwork(t *testing.T) {
 		{"chroot with trailing slash", "127.0.0.1:2181/app/", nil, ErrInvalidConnectString},
 		{"chroot with empty segment", "127.0.0.1:2181/a//b", nil, ErrInvalidConnectString},
 		{"only chroot", "/app", nil, ErrInvalidConnectString},
+		{"NUL in a host", "host\x00:2181", nil, ErrInvalidConnectString},
+		{"unclosed bracket", "[::1", nil, ErrInvalidConnectString},
+		{"host not UTF-8", "h\xff:2181", nil, ErrInvalidConnectString},
+		{"NUL in the chroot", "127.0.0.1:2181/a\x00", nil, ErrInvalidConnectString},
 		{"zero session timeout", "127.0.0.1:2181", []Option{WithSessionTimeout(0)}, ErrInvalidOption},
 		{"negative dial timeout", "127.0.0.1:2181", []Option{WithDialTimeout(-time.Second)}, ErrInvalidOption},
 		{"nil logger", "127.0.0.1:2181", []Option{WithLogger(nil)}, ErrInvalidOption},
@@ -305,6 +309,11 @@ func TestBadInputFailsBeforeNetwork(t *testing.T) {
 					s.Close()
 				}
 				t.Fatalf("Connect(%q) = %v, want %v", tc.connect, err, tc.want)
+			}
+			// One prefix, none of the client's words, no raw control bytes.
+			msg := err.Error()
+			if strings.Count(msg, "lighthouse:") != 1 || strings.Contains(msg, "bad arguments") || strings.ContainsAny(msg, "\x00\xff") {
+				t.Errorf("Connect(%q): message %q", tc.connect, msg)
 			}
 		})
 	}

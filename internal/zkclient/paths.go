@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // defaultPort is ZooKeeper's client port.
@@ -25,8 +26,8 @@ func ParseConnectString(s string) (servers []string, chroot string, err error) {
 		hosts, chroot = s[:i], s[i:]
 		if chroot == "/" {
 			chroot = ""
-		} else if err := validatePath(chroot, false); err != nil {
-			return nil, "", bad(fmt.Sprintf("chroot: %v", err))
+		} else if why := pathProblem(chroot, false); why != "" {
+			return nil, "", bad(fmt.Sprintf("chroot %s: %s", quote(chroot), why))
 		}
 	}
 	for _, h := range strings.Split(hosts, ",") {
@@ -37,13 +38,18 @@ func ParseConnectString(s string) (servers []string, chroot string, err error) {
 		host, port, err := net.SplitHostPort(h)
 		if err != nil {
 			// No port: take the default, unless it looks like a bare IPv6
-			// address or something else SplitHostPort rejects for cause.
-			if strings.Contains(h, ":") && !strings.HasPrefix(h, "[") {
-				return nil, "", bad(fmt.Sprintf("host %s: %v", quote(h), err))
+			// address, an unclosed bracket or something else SplitHostPort
+			// rejects for cause.
+			bracketed := strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]")
+			if strings.Contains(h, ":") && !bracketed {
+				return nil, "", bad(fmt.Sprintf("host %s: %s", quote(h), strings.TrimPrefix(err.Error(), "address "+h+": ")))
 			}
-			host, port = strings.Trim(h, "[]"), defaultPort
+			host, port = h, defaultPort
+			if bracketed {
+				host = h[1 : len(h)-1]
+			}
 		}
-		if host == "" || strings.ContainsAny(host, " \t[]") {
+		if host == "" || strings.IndexFunc(host, badHostRune) >= 0 {
 			return nil, "", bad(fmt.Sprintf("host %s", quote(h)))
 		}
 		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
@@ -54,40 +60,51 @@ func ParseConnectString(s string) (servers []string, chroot string, err error) {
 	return servers, chroot, nil
 }
 
+// badHostRune reports whether r has no place in a host name or address:
+// spaces, brackets, control characters, bytes that are not UTF-8.
+func badHostRune(r rune) bool {
+	return r <= ' ' || r == '[' || r == ']' || r == 0x7f || r == utf8.RuneError
+}
+
 // validatePath checks a znode path as ZooKeeper's PathUtils does: absolute,
 // no empty, "." or ".." component, no trailing slash (unless sequential,
 // where the server appends the number), no NUL or control characters.
 func validatePath(p string, sequential bool) error {
-	bad := func(why string) error {
+	if why := pathProblem(p, sequential); why != "" {
 		return fmt.Errorf("%w: path %s: %s", ErrBadArguments, quote(p), why)
 	}
+	return nil
+}
+
+// pathProblem says what is wrong with p for validatePath, "" if nothing.
+func pathProblem(p string, sequential bool) string {
 	if p == "" || p[0] != '/' {
-		return bad("must start with /")
+		return "must start with /"
 	}
 	if p == "/" {
-		return nil
+		return ""
 	}
 	body := p[1:]
 	if strings.HasSuffix(p, "/") {
 		if !sequential {
-			return bad("must not end with /")
+			return "must not end with /"
 		}
 		body = body[:len(body)-1]
 	}
 	for part := range strings.SplitSeq(body, "/") {
 		switch part {
 		case "":
-			return bad("empty component")
+			return "empty component"
 		case ".", "..":
-			return bad("relative component")
+			return "relative component"
 		}
 	}
 	for _, r := range p {
 		if ForbiddenInPath(r) {
-			return bad("invalid character")
+			return "invalid character"
 		}
 	}
-	return nil
+	return ""
 }
 
 // ForbiddenInPath reports whether ZooKeeper refuses r in a path: control
