@@ -114,7 +114,10 @@ func inspect(ctx context.Context, name string, args []string, stdout, stderr io.
 	}
 	defer sess.Close()
 	out := &emitter{w: stdout, json: f.json}
-	return mapErr(spec.run(ctx, sess, fs.Arg(0), f, out))
+	if err := spec.run(ctx, sess, fs.Arg(0), f, out); err != nil || out.err == nil {
+		return mapErr(err)
+	}
+	return out.err
 }
 
 // parse parses a command's flags: an error is a usage error, except
@@ -203,7 +206,9 @@ func runLeader(ctx context.Context, s *lighthouse.Session, path string, f *inspe
 		return err
 	}
 	for p := range ch {
-		show(p)
+		if show(p); out.err != nil {
+			return out.err
+		}
 	}
 	return nil
 }
@@ -235,14 +240,14 @@ func runParticipants(ctx context.Context, s *lighthouse.Session, path string, f 
 	if err != nil {
 		return err
 	}
-	show(ps)
-	if !f.watch {
-		return nil
+	if show(ps); !f.watch || out.err != nil {
+		return nil // inspect reports out.err
 	}
 	return followChildren(ctx, s, path, func() error {
 		ps, err := read()
 		if err == nil {
 			show(ps)
+			err = out.err
 		}
 		return err
 	})
@@ -287,7 +292,9 @@ func runMembers(ctx context.Context, s *lighthouse.Session, service string, f *i
 		return err
 	}
 	for nodes := range ch {
-		showNodes(out, nodes)
+		if showNodes(out, nodes); out.err != nil {
+			return out.err
+		}
 	}
 	return nil
 }
@@ -310,14 +317,14 @@ func runServices(ctx context.Context, s *lighthouse.Session, _ string, f *inspec
 	if err != nil {
 		return err
 	}
-	show(names)
-	if !f.watch {
-		return nil
+	if show(names); !f.watch || out.err != nil {
+		return nil // inspect reports out.err
 	}
 	return followChildren(ctx, s, "/services", func() error {
 		names, err := read()
 		if err == nil {
 			show(names)
+			err = out.err
 		}
 		return err
 	})

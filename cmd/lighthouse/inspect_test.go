@@ -428,3 +428,42 @@ func TestLeaderToken(t *testing.T) {
 		t.Fatalf("leader --json --watch: %q, want token %d", out, st.Czxid)
 	}
 }
+
+// TestOutputWriteErrors: an output that cannot be written fails the
+// command (exit 1), also with --watch, which stops at once. The commands
+// exited 0 before, and --watch went on until interrupted.
+func TestOutputWriteErrors(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t)
+	s := session(t, root)
+	elect(t, s, "/e", "a")
+	ctx, stop := context.WithTimeout(context.Background(), time.Minute)
+	defer stop()
+	reg, err := s.Register(ctx, "svc", lighthouse.Node{ID: "i"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { reg.Close() })
+	for _, args := range [][]string{
+		{"leader", "/e"}, {"participants", "/e"}, {"members", "svc"}, {"services"},
+		{"participants", "--watch", "/e"}, {"members", "--watch", "svc"}, {"leader", "--watch", "/e"}, {"services", "--watch"},
+		{"members", "--json", "svc"},
+	} {
+		full, err := os.OpenFile("/dev/full", os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmdCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+		cmd := exec.CommandContext(cmdCtx, lighthouseBin(t), append([]string{args[0], "--zk", root}, args[1:]...)...)
+		cmd.Env = cliEnv
+		var stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = full, &stderr
+		err = cmd.Run()
+		cancel()
+		full.Close()
+		var exit *exec.ExitError
+		if !errors.As(err, &exit) || exit.ExitCode() != exitFailure || !strings.Contains(stderr.String(), "writing the output") {
+			t.Errorf("%q to /dev/full: %v, %q; want exit %d, saying the output could not be written", args, err, stderr.String(), exitFailure)
+		}
+	}
+}

@@ -11,19 +11,44 @@ import (
 	"github.com/lighthouse-zk/lighthouse"
 )
 
-// emitter prints values as text or JSON.
+// emitter prints values as text or JSON. After a write fails it prints
+// nothing more, and err says why: scripts must not take a cut output for
+// a whole one.
 type emitter struct {
 	w    io.Writer
 	json bool
+	err  error // the first failed write
 }
 
 func (e *emitter) print(v any, plain func(w io.Writer)) {
-	if e.json {
-		b, _ := json.Marshal(v)
-		fmt.Fprintf(e.w, "%s\n", b)
+	if e.err != nil {
 		return
 	}
-	plain(e.w)
+	w := &errWriter{w: e.w}
+	if e.json {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "%s\n", b)
+	} else {
+		plain(w)
+	}
+	if w.err != nil {
+		e.err = fmt.Errorf("writing the output: %w", w.err)
+	}
+}
+
+// errWriter writes to w until a write fails, and keeps that error.
+type errWriter struct {
+	w   io.Writer
+	err error
+}
+
+func (w *errWriter) Write(p []byte) (int, error) {
+	if w.err != nil {
+		return 0, w.err
+	}
+	n, err := w.w.Write(p)
+	w.err = err
+	return n, err
 }
 
 type participantJSON struct {
