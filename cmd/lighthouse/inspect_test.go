@@ -374,12 +374,12 @@ func TestHostileNames(t *testing.T) {
 	// base64-encoded, as data does (a JSON string would turn them into
 	// U+FFFD).
 	const bytesID = "id\xff\xfe"
-	ch, err = s.Elect(ctx, "/b", lighthouse.WithID(bytesID))
+	bch, err := s.Elect(ctx, "/b", lighthouse.WithID(bytesID))
 	if err != nil {
 		t.Fatal(err)
 	}
 	go func() {
-		for range ch {
+		for range bch {
 		}
 	}()
 	// (Member IDs are node names: UTF-8.)
