@@ -247,6 +247,17 @@ func (c *Client) release(r *request) {
 	c.pool.Put(r)
 }
 
+type failFastKey struct{}
+
+// FailFast returns ctx marked so that a call made with it fails at once
+// with ErrConnectionLoss while the client has no connection, instead of
+// waiting for one. Once sent, the call fails when the connection is lost
+// (two thirds of the session timeout without a byte at most), so it needs
+// no deadline of its own to be bounded.
+func FailFast(ctx context.Context) context.Context {
+	return context.WithValue(ctx, failFastKey{}, true)
+}
+
 // do sends r to the owner and waits for its reply or ctx. A reply that comes
 // after ctx ended is dropped.
 func (c *Client) do(ctx context.Context, r *request) (reply, error) {

@@ -506,3 +506,28 @@ func TestConnectErrorNamesEachServerOnce(t *testing.T) {
 		t.Errorf("the server being tried when ctx ended: %s", msg)
 	}
 }
+
+// TestFailFast: without a connection, a call marked FailFast fails at once
+// with ErrConnectionLoss; an unmarked one waits for the connection (here,
+// until its ctx ends), and both work again after Heal.
+func TestFailFast(t *testing.T) {
+	c, ev, p, _ := proxied(t, Config{SessionTimeout: 10 * time.Second})
+	ctx := ctxT(t)
+	p.Cut()
+	ev.await(t, StateDisconnected)
+	start := time.Now()
+	_, _, err := c.Get(FailFast(ctx), "/")
+	if !errors.Is(err, ErrConnectionLoss) || time.Since(start) > time.Second {
+		t.Errorf("FailFast Get while cut off: %v after %v, want ErrConnectionLoss at once", err, time.Since(start))
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := c.Get(short, "/"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("Get while cut off: %v, want it to wait until ctx ends", err)
+	}
+	p.Heal()
+	ev.await(t, StateConnected)
+	if _, _, err := c.Get(FailFast(ctx), "/"); err != nil {
+		t.Errorf("FailFast Get once connected: %v", err)
+	}
+}

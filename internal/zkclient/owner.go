@@ -128,10 +128,13 @@ func (o *owner) submit(r *request) {
 	o.sendOrQueue(r)
 }
 
-// sendOrQueue sends r if the session is ready, else queues it.
+// sendOrQueue sends r if the session is ready, else queues it (or fails
+// it, if its caller asked to fail fast).
 func (o *owner) sendOrQueue(r *request) {
 	if o.ready {
 		o.send(r)
+	} else if r.reply != nil && r.ctx != nil && r.ctx.Value(failFastKey{}) != nil {
+		r.reply <- reply{err: ErrConnectionLoss}
 	} else {
 		if len(o.queue) >= 64 && len(o.queue)&(len(o.queue)-1) == 0 {
 			o.pruneQueue()
