@@ -62,7 +62,7 @@ type stringCodec struct{}
 
 func (stringCodec) Encode(v string) ([]byte, error) {
 	if !utf8.ValidString(v) {
-		return nil, codecError("encode", fmt.Errorf("%w as a string: not valid UTF-8 (%s)", ErrEncode, quote([]byte(v))))
+		return nil, codecError("encode", fmt.Errorf("%w as a string: not valid UTF-8 (%s)", ErrEncode, quote(v)))
 	}
 	return []byte(v), nil
 }
