@@ -3,6 +3,7 @@ package lighthouse
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -567,5 +568,37 @@ func TestFakeLeadRunsFnPerGrant(t *testing.T) {
 	}
 	if names := z.Children("/e"); len(names) != 0 {
 		t.Fatalf("node left behind: %v", names)
+	}
+}
+
+// TestFakeLeadReleaseLostToASuspension: fn returns nil (Lead releases)
+// just as the connection drops. If the suspension's revocation reaches the
+// participant before the release, the release is stale and ignored, and on
+// reconnect the same node leads again with a new grant and the same token:
+// fn must run for it. Lead skipped every leadership with the released
+// token, so it held the leadership forever without running fn.
+func TestFakeLeadReleaseLostToASuspension(t *testing.T) {
+	z := newFakeZK()
+	fs := newFakeSession(t, z)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runs := make(chan int64, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- fs.Lead(ctx, "/e", func(ctx context.Context, l Leadership) error {
+			runs <- l.Token
+			fs.zk.Disconnect() // and return before the revocation lands
+			return nil
+		}, WithID("a"))
+	}()
+	for i := range 20 {
+		recv(t, runs, fmt.Sprintf("fn, run %d", i+1))
+		fs.await(t, EventSuspended)
+		fs.zk.Reconnect()
+	}
+	recv(t, runs, "fn, run 21")
+	cancel()
+	if err := recv(t, done, "Lead"); err != nil {
+		t.Fatalf("Lead: %v", err)
 	}
 }

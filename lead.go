@@ -109,9 +109,13 @@ func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Con
 		for range ch { // until the participant's goroutine has left
 		}
 	}()
-	var released int64 // the token of a leadership Lead released
+	// The grant Lead released, not its token: if the connection drops as
+	// the release is sent, the release comes too late and is ignored, and
+	// on reconnect the same node leads again, with the same token and a new
+	// grant, for which fn must run.
+	var released uint64
 	for l := range ch {
-		if !l.IsLeader || l.Context.Err() != nil || l.Token == released {
+		if !l.IsLeader || l.Context.Err() != nil || l.grant == released {
 			continue // stale: that leadership is over
 		}
 		if !untie() {
@@ -124,7 +128,7 @@ func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Con
 		case ctx.Err() != nil:
 			return nil
 		case l.Context.Err() == nil:
-			released = l.Token
+			released = l.grant
 			l.Release()
 		}
 		untie = context.AfterFunc(ctx, leave)
