@@ -241,7 +241,7 @@ func (d *downPolicy) reportError(id string, now time.Time) (nowDown bool) {
 	}
 	r := d.nodes[id]
 	if r == nil {
-		r = &downRecord{errors: make([]time.Time, 0, d.threshold)}
+		r = &downRecord{errors: make([]time.Time, 0, min(d.threshold, 8))} // grows as errors come
 		d.nodes[id] = r
 	}
 	if now.Before(r.until) {

@@ -3,6 +3,7 @@ package lighthouse
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -99,6 +100,19 @@ func TestBalancerDownPolicy(t *testing.T) {
 	awaitPicks(t, b, "a", "b") // back when the duration ends
 	if d := time.Since(start); d < down {
 		t.Fatalf("b back after %v, before its %v were over", d, down)
+	}
+}
+
+// A huge threshold is a policy that never puts a node down. The first
+// error's record was allocated to hold threshold errors: math.MaxInt made
+// the balancer's goroutine panic (makeslice), taking the process down.
+func TestDownPolicyHugeThreshold(t *testing.T) {
+	d := newDownPolicy(math.MaxInt, time.Minute, time.Minute)
+	now := time.Now()
+	for i := range 100 {
+		if d.reportError("a", now.Add(time.Duration(i)*time.Millisecond)) {
+			t.Fatal("node down after a few errors, with a threshold of math.MaxInt")
+		}
 	}
 }
 
