@@ -319,6 +319,9 @@ func (r *registration) update(u update) error {
 	defer cancel()
 	defer context.AfterFunc(r.ctx, cancel)() // Close does not wait for a lost connection
 	if _, err := r.s.zk.Set(ctx, r.path, u.data, AnyVersion); err != nil {
+		if r.ctx.Err() != nil && u.ctx.Err() == nil {
+			err = ErrClosed // Close cut the call short, not the caller's ctx
+		}
 		return r.s.opErr("update", r.path, err)
 	}
 	r.data = u.data
