@@ -39,8 +39,11 @@ type Proxy struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // the accept loop and every connection's goroutines
 
+	expireMu sync.Mutex // one Expire at a time
+
 	mu        sync.Mutex
-	mode      proxyMode
+	mode      proxyMode // as Cut, Stall and Heal set it
+	expiring  bool      // Expire holds connections off, whatever mode
 	delay     time.Duration
 	loseOp    Op
 	loseArmed bool
@@ -150,11 +153,24 @@ func (p *Proxy) setMode(m proxyMode) []*link {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.mode = m
+	return p.linksLocked()
+}
+
+// linksLocked returns the open links; p.mu is held.
+func (p *Proxy) linksLocked() []*link {
 	links := make([]*link, 0, len(p.links))
 	for l := range p.links {
 		links = append(links, l)
 	}
 	return links
+}
+
+// modeLocked is the mode in force: cutting while Expire runs; p.mu is held.
+func (p *Proxy) modeLocked() proxyMode {
+	if p.expiring {
+		return cutting
+	}
+	return p.mode
 }
 
 // Delay holds every chunk of bytes for d before forwarding it, in both
@@ -196,24 +212,38 @@ func (p *Proxy) takeLose(op Op) bool {
 // proxy, the way Curator's KillSession does: it attaches to the session from
 // a connection of its own, straight to the target, and closes it. While it
 // does, the proxy's connections are cut as by Cut (the client sees its
-// connection reset); the proxy's mode is then as before. The server deletes
+// connection reset); the proxy's mode is then as before, or as a Cut,
+// Stall or Heal made meanwhile set it. Concurrent calls run one after the
+// other (the later one finds the session gone). The server deletes
 // the session's ephemeral nodes and drops its watches; when the client
 // reconnects, the server tells it the session has expired (lighthouse reports EventExpired and starts a new
 // session). Expire returns once the server has closed the session. It
 // fails if no session has been seen. ctx bounds the call; without a
 // deadline, 10s.
 func (p *Proxy) Expire(ctx context.Context) error {
+	p.expireMu.Lock()
+	defer p.expireMu.Unlock()
 	p.mu.Lock()
-	s, prev := p.session, p.mode
-	p.mu.Unlock()
+	s := p.session
 	if s.id == 0 {
+		p.mu.Unlock()
 		return errors.New("zktest: expire: no session seen by the proxy")
 	}
 	// Hold the client off meanwhile: one that reconnected at once would take
 	// the session back from the connection closing it, before its
-	// closeSession is answered.
-	p.Cut()
-	defer p.setMode(prev)
+	// closeSession is answered. The mode stays the caller's: a Cut, Stall
+	// or Heal meanwhile takes effect when Expire ends.
+	p.expiring = true
+	links := p.linksLocked()
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.expiring = false
+		p.mu.Unlock()
+	}()
+	for _, l := range links {
+		l.close(true)
+	}
 	if err := expireSession(ctx, p.target, s); err != nil {
 		return fmt.Errorf("zktest: expire session %#x: %w", s.id, err)
 	}
@@ -259,7 +289,7 @@ func (p *Proxy) accept() {
 func (p *Proxy) serve(c net.Conn) {
 	defer p.wg.Done()
 	p.mu.Lock()
-	m := p.mode
+	m := p.modeLocked()
 	p.mu.Unlock()
 	if m == cutting {
 		c.Close()
@@ -274,7 +304,7 @@ func (p *Proxy) serve(c net.Conn) {
 	l := &link{client: c, server: s, done: make(chan struct{})}
 	l.loseXid.Store(noXid)
 	p.mu.Lock()
-	if p.closed || p.mode == cutting {
+	if p.closed || p.modeLocked() == cutting {
 		p.mu.Unlock()
 		l.close(false)
 		return
@@ -341,7 +371,7 @@ func (p *Proxy) forward(l *link, sc *frameScanner, toServer bool, dst net.Conn, 
 		})
 	}
 	p.mu.Lock()
-	m, delay := p.mode, p.delay
+	m, delay := p.modeLocked(), p.delay
 	p.mu.Unlock()
 	switch m {
 	case cutting:

@@ -89,6 +89,55 @@ func TestProxyExpire(t *testing.T) {
 	}
 }
 
+// Expires at once run one after the other, and leave the proxy as it
+// was: forwarding. The second used to take the first's cut for the mode to
+// restore, and left the proxy cut for good.
+func TestProxyConcurrentExpires(t *testing.T) {
+	t.Parallel()
+	p := ProxyT(t, Shared(t).Addr(0))
+	cl := connect(t, 10*time.Second, p.Addr())
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- p.Expire(context.Background()) }()
+	}
+	ok := 0
+	for range 2 {
+		if err := <-errs; err == nil {
+			ok++
+		}
+	}
+	if ok == 0 {
+		t.Fatal("neither Expire succeeded")
+	}
+	cl.await(t, zkclient.StateExpired)
+	cl.await(t, zkclient.StateConnected) // through the proxy, forwarding again
+}
+
+// A Cut made while Expire runs holds once Expire has ended: Expire used to
+// restore the mode it had found, undoing the Cut.
+func TestProxyCutDuringExpireHolds(t *testing.T) {
+	t.Parallel()
+	p := ProxyT(t, Shared(t).Addr(0))
+	cl := connect(t, 10*time.Second, p.Addr())
+	done := make(chan error, 1)
+	p.expireMu.Lock() // Expire waits here: the Cut comes while it runs
+	go func() { done <- p.Expire(context.Background()) }()
+	p.Cut()
+	p.expireMu.Unlock()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), 500*time.Millisecond)
+	defer cancel()
+	if c, err := zkclient.Connect(ctx, zkclient.Config{Servers: []string{p.Addr()}}); err == nil {
+		c.Close(testCtx(t))
+		t.Fatal("connected through a proxy cut during Expire")
+	}
+	p.Heal() // the client gets through, and learns its session expired
+	cl.await(t, zkclient.StateExpired)
+	cl.await(t, zkclient.StateConnected)
+}
+
 func TestProxyExpireWithoutSession(t *testing.T) {
 	t.Parallel()
 	p := ProxyT(t, Shared(t).Addr(0))
