@@ -32,7 +32,7 @@ type Options struct {
 	Servers   int           // number of servers: 1 (default) is standalone; more form an ensemble
 	TickTime  time.Duration // ZooKeeper's tick, whole milliseconds; default 100ms. Sessions may last from 2 ticks to 60s.
 	Dir       string        // where servers keep config, data and logs; default a new temporary directory that Close removes
-	LogOutput io.Writer     // if set, receives a copy of every server's log; writes are serialised
+	LogOutput io.Writer     // if set, receives a copy of every server's log; writes are serialised, and a writer that fails gets nothing more
 	TLS       bool          // also serve TLS on a secure client port (see SecureAddr and TLSConfig), with a certificate made by Start
 }
 

@@ -277,3 +277,40 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("TLS handshake after a restart: %v", err)
 	}
 }
+
+// failingWriter fails every write after the first n bytes.
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n <= 0 {
+		return 0, errors.New("disk full")
+	}
+	w.n -= len(p)
+	return len(p), nil
+}
+
+// A LogOutput that fails gets nothing more, and the server's own log goes
+// on: the copy to both stopped at the writer's first failure (io.MultiWriter
+// gives up), and the server's output then went nowhere.
+func TestFailingLogOutput(t *testing.T) {
+	t.Parallel()
+	c, err := Start(testCtx(t), Options{LogOutput: &failingWriter{n: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// A frame length the server refuses: it logs "Len error" and closes.
+	conn, err := net.Dial("tcp", c.Addr(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.Write([]byte{0x7f, 0xff, 0xff, 0xff})
+	conn.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(c.Logs(0), "Len error") {
+		if time.Now().After(deadline) {
+			t.Fatal("the server's log stopped when LogOutput failed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

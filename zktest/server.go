@@ -153,13 +153,23 @@ func (s *server) halt(sig syscall.Signal) error {
 }
 
 // lockedWriter serialises writes from several servers to one io.Writer.
+// lockedWriter serialises the servers' writes to Options.LogOutput. It
+// never fails: after the caller's writer fails once it gets nothing more,
+// so that the copy to the server's own log goes on and the server never
+// blocks on a full pipe.
 type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu     sync.Mutex
+	w      io.Writer
+	failed bool
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.w.Write(p)
+	if !l.failed {
+		if _, err := l.w.Write(p); err != nil {
+			l.failed = true
+		}
+	}
+	return len(p), nil
 }
