@@ -161,6 +161,9 @@ func TestElectAlone(t *testing.T) {
 	if _, err := s.Leader(testCtx(t), "/svc/leader"); !errors.Is(err, ErrNoLeader) {
 		t.Fatalf("Leader after leaving: %v, want ErrNoLeader", err)
 	}
+	if _, err := s.Leader(testCtx(t), "/svc/never"); !errors.Is(err, ErrNoNode) {
+		t.Fatalf("Leader of an election never joined: %v, want ErrNoNode", err)
+	}
 }
 
 func TestFailoverInCreationOrder(t *testing.T) {

@@ -45,7 +45,9 @@ func (s *Session) Participants(ctx context.Context, path string) ([]Participant,
 	return out, nil
 }
 
-// Leader returns the leader of the election at path, or ErrNoLeader.
+// Leader returns the leader of the election at path: ErrNoLeader if the
+// election has no participant, ErrNoNode if its node does not exist (no
+// participant has ever joined it, or it was deleted).
 func (s *Session) Leader(ctx context.Context, path string) (Participant, error) {
 	ps, err := s.Participants(ctx, path)
 	if err != nil {
