@@ -158,6 +158,9 @@ func (i *ServiceInstance) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInstance, err)
 	}
+	if err := checkKeyCase(data); err != nil {
+		return err
+	}
 	*i = ServiceInstance{Name: w.Name, ID: w.ID, Enabled: w.Enabled}
 	if w.Address != nil {
 		i.Address = *w.Address
@@ -181,6 +184,28 @@ func (i *ServiceInstance) UnmarshalJSON(data []byte) error {
 		i.URISpec = URISpec(w.URISpec.Parts)
 		if i.URISpec == nil {
 			i.URISpec = URISpec{}
+		}
+	}
+	return nil
+}
+
+// instanceKeys are the keys of Curator's JSON, which Jackson matches
+// exactly; encoding/json matches them in any case.
+var instanceKeys = []string{"name", "id", "address", "port", "sslPort", "payload", "registrationTimeUTC", "serviceType", "uriSpec", "enabled"}
+
+// checkKeyCase fails on a key of data (a JSON object) that encoding/json
+// takes for one of Curator's but Curator does not ("Name", "PORT"): Go and
+// Java would read different instances.
+func checkKeyCase(data []byte) error {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidInstance, err)
+	}
+	for k := range keys {
+		for _, want := range instanceKeys {
+			if k != want && strings.EqualFold(k, want) {
+				return fmt.Errorf("%w: key %q: Curator reads only %q", ErrInvalidInstance, k, want)
+			}
 		}
 	}
 	return nil

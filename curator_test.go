@@ -70,6 +70,10 @@ func TestServiceInstanceDecode(t *testing.T) {
 		{"port beyond a Java int", `{"port":2147483648}`, false, nil},
 		{"trailing garbage", `{} {}`, false, nil},
 		{"parts not a list", `{"uriSpec":{"parts":7}}`, false, nil},
+		// Jackson matches keys exactly: Curator reads this as an instance
+		// without name or port. encoding/json took it for a whole one.
+		{"key in another case", `{"Name":"s","id":"i","port":80}`, false, nil},
+		{"key in capitals", `{"name":"s","PORT":80}`, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			i, err := DecodeServiceInstance([]byte(tc.in))
@@ -249,6 +253,7 @@ func TestCuratorFormatRegisterChecksTheInstance(t *testing.T) {
 		{"another service", mustJSON(t, ServiceInstance{Name: "billing"})},
 		{"another id", mustJSON(t, ServiceInstance{ID: "x"})},
 		{"not dynamic", mustJSON(t, ServiceInstance{ServiceType: ServiceTypePermanent})},
+		{"keys Curator does not read", []byte(`{"Name":"orders","ID":"o1","Address":"10.0.0.4","Port":4,"ServiceType":"DYNAMIC","RegistrationTimeUTC":5}`)},
 	} {
 		_, err := s.Register(testCtx(t), "orders", Node{ID: "o1", Data: tc.data}, format)
 		if !errors.Is(err, ErrInvalidInstance) {
