@@ -1,7 +1,9 @@
 package lighthouse
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -20,7 +22,9 @@ type balancerOptions struct {
 }
 
 // WithRegistry makes the Balancer follow the registry the options choose,
-// as Members does (for example CuratorFormat("/discovery")).
+// as Members does (for example CuratorFormat("/discovery")). With
+// CuratorFormat it leaves out the instances whose "enabled" flag is false,
+// as Curator's ServiceProvider does: a service being drained gets no calls.
 func WithRegistry(opts ...RegistryOption) BalancerOption {
 	return func(o *balancerOptions) { o.registry = opts }
 }
@@ -95,6 +99,7 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 		m:        m,
 		strategy: strategy,
 		policy:   newDownPolicy(o.threshold, o.window, o.duration),
+		curator:  ro.curator,
 	}
 	err = s.startRecipe(ctx, func(first chan<- error) {
 		defer close(b.done)
@@ -142,6 +147,7 @@ type balancer struct {
 	m        *memberSet
 	strategy Strategy
 	policy   *downPolicy
+	curator  bool        // members are Curator instances: leave out the disabled
 	down     *time.Timer // brings back the next node whose exclusion ends
 	downC    <-chan time.Time
 }
@@ -180,7 +186,7 @@ func (l *balancer) rebuild() {
 	now := time.Now()
 	nodes := make([]Node, 0, l.m.set.Len())
 	for n := range l.m.set.All() {
-		if !l.policy.isDown(n.ID, now) {
+		if !l.policy.isDown(n.ID, now) && !(l.curator && disabled(n.Data)) {
 			nodes = append(nodes, n)
 		}
 	}
@@ -286,4 +292,16 @@ func (d *downPolicy) nextExpiry(now time.Time) (t time.Time, ok bool) {
 		}
 	}
 	return t, ok
+}
+
+// disabled reports whether a Curator instance's "enabled" flag is false.
+// Most instances carry no flag: they are not decoded.
+func disabled(instance []byte) bool {
+	if !bytes.Contains(instance, []byte(`"enabled"`)) {
+		return false
+	}
+	var i struct {
+		Enabled *bool `json:"enabled"`
+	}
+	return json.Unmarshal(instance, &i) == nil && i.Enabled != nil && !*i.Enabled
 }

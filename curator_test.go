@@ -680,6 +680,34 @@ func TestBalancerFollowsCuratorRegistry(t *testing.T) {
 	}
 }
 
+// A Curator-format Balancer leaves out instances marked disabled, as
+// Curator's ServiceProvider does; it picked them.
+func TestBalancerLeavesOutDisabledInstances(t *testing.T) {
+	root := zktest.Shared(t).Root(t)
+	s := connect(t, root)
+	format := CuratorFormat("/discovery")
+	goRegister(t, s, "orders", "o1", ServiceInstance{Address: "10.0.0.1"}, format)
+	o2 := goRegister(t, s, "orders", "o2", ServiceInstance{Address: "10.0.0.2"}, format)
+	b, err := s.Balancer(testCtx(t), "orders", RoundRobin(), WithRegistry(format))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	awaitPicks(t, b, "o1", "o2")
+	off, on := false, true
+	set := func(enabled *bool) {
+		t.Helper()
+		data := mustJSON(t, ServiceInstance{Name: "orders", ID: "o2", Address: "10.0.0.2", ServiceType: ServiceTypeDynamic, RegistrationTime: time.UnixMilli(1), Enabled: enabled})
+		if err := o2.Update(testCtx(t), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(&off)
+	awaitPicks(t, b, "o1")
+	set(&on)
+	awaitPicks(t, b, "o1", "o2")
+}
+
 // Curator's updateService and Go's Update are the same change: Go's
 // Members delivers a Java update, Java's queryForInstances reads a Go one.
 func TestCuratorUpdateServiceBothWays(t *testing.T) {
