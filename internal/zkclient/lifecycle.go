@@ -38,6 +38,12 @@ func (o *owner) startAttempt() {
 func (o *owner) attempted(res attemptResult) {
 	o.attempt()
 	o.attempt = nil
+	if res.err == nil && res.resp.timeout <= 0 && o.sid == 0 {
+		// No session to have expired: a server that grants none fails
+		// the attempt, retried with the others and the backoff.
+		res.conn.raw.Close()
+		res.conn, res.err = nil, fmt.Errorf("%w: the server granted a session timeout of %d ms", errProtocol, res.resp.timeout)
+	}
 	o.c.cfg.Hooks.attempt(res.addr, res.err)
 	if res.err != nil {
 		o.reasons[res.addr] = res.err
@@ -64,6 +70,7 @@ func (o *owner) attempted(res attemptResult) {
 	o.c.sessionID.Store(o.sid)
 	o.c.timeout.Store(int64(o.timeout))
 	o.conn = res.conn
+	o.healthy = false
 	o.conn.start(o.timeout*2/3, o.c.touch)
 	o.lastSend = time.Now()
 	o.timer.Reset(o.timeout / 3)
@@ -89,7 +96,6 @@ func (o *owner) attempted(res attemptResult) {
 func (o *owner) established() {
 	o.ready = true
 	o.failed = 0
-	o.bo.Reset()
 	clear(o.reasons)
 	o.emit(Event{State: StateConnected, SessionID: o.sid, Timeout: o.timeout, Server: o.conn.addr})
 	if !o.ever {

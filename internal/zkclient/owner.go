@@ -32,6 +32,7 @@ type owner struct {
 	ready   bool       // handshake and auths done: requests go out
 
 	conn      *connection
+	healthy   bool               // a frame came on conn after the handshake
 	attempt   context.CancelFunc // an attempt is under way
 	attemptCh chan attemptResult
 	retry     *time.Timer
@@ -228,6 +229,10 @@ func (o *owner) handle(f frame) {
 		o.lost(f.err)
 		return
 	}
+	if !o.healthy {
+		o.healthy = true
+		o.bo.Reset() // a reconnect after this connection goes at once
+	}
 	switch f.hdr.xid {
 	case xidNotification:
 		ev, err := decodeWatcherEvent(f.body)
@@ -320,7 +325,9 @@ func (o *owner) tick() {
 		o.lost(fmt.Errorf("zk: nothing from %s within %v", o.conn.addr, readTimeout))
 		return
 	}
-	if now.Sub(o.lastSend) >= pingEvery {
+	if now.Sub(o.lastSend) >= pingEvery && !o.closing {
+		// No pings while closing: a server that answers them but not
+		// closeSession would hold Close without a deadline for ever.
 		o.write(pingFrame)
 	}
 	o.timer.Reset(min(heard.Add(readTimeout).Sub(now), o.lastSend.Add(pingEvery).Sub(now)))
@@ -342,6 +349,13 @@ func (o *owner) lost(err error) {
 	o.ready = false
 	if wasReady {
 		o.emit(Event{State: StateDisconnected, SessionID: o.sid, Err: err})
+	}
+	if !o.healthy {
+		// Lost before a single frame came after the handshake: a server
+		// that hangs up on every connection must not be redialled in a
+		// tight loop.
+		o.retry.Reset(o.bo.NextBackOff())
+		return
 	}
 	o.startAttempt()
 }
