@@ -173,10 +173,12 @@ func (m *memberSet) follow() error {
 	for _, ev := range m.w.Take() {
 		switch {
 		case ev.Type == zkclient.EventLost:
-			// The session ended (the state hook starts afresh) or the
-			// client closed.
+			// The session ended, the client closed, or the server refused
+			// to take the watch back on a reconnect: set it again and read
+			// the members afresh (on a new session, AddWatch fails until
+			// the state hook's look).
 			m.w, m.l.events = nil, nil
-			return nil
+			return m.follow()
 		case ev.Path == m.path:
 			// The service node itself: created (its members come with
 			// their own events) or, a container, removed once empty.

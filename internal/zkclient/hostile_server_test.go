@@ -291,3 +291,62 @@ func TestHostileServerIgnoresCloseSession(t *testing.T) {
 		t.Fatal("Close without a deadline still waiting after 5s")
 	}
 }
+
+// A server that refuses setWatches on a reconnect holds none of the
+// watches: each gets EventLost. They stayed registered, waiting for events
+// that would never come, with a warning in the log as the only trace.
+func TestHostileServerRefusesSetWatches(t *testing.T) {
+	var conns atomic.Int64
+	_, addr := hostile(t, func(c *sconn) {
+		first := conns.Add(1) == 1
+		if c.handshake(3000, 5) != nil {
+			return
+		}
+		for {
+			b, err := c.readFrame()
+			if err != nil || len(b) < 8 {
+				return
+			}
+			xid, op := int32(binary.BigEndian.Uint32(b)), int32(binary.BigEndian.Uint32(b[4:]))
+			switch op {
+			case opPing:
+				c.Write(replyF(xidPing, 0))
+			case opGetData:
+				c.Write(replyF(xid, 0, i32(0), statB()))
+				if first {
+					return // hang up: the client reconnects and re-registers
+				}
+			case opSetWatches, opSetWatches2:
+				c.Write(replyF(xid, int32(ErrMarshalling)))
+			case opCloseSession:
+				c.Write(replyF(xid, 0))
+				return
+			}
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, Config{Servers: []string{addr}, SessionTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	_, _, ch, err := c.GetW(ctx, "/n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-ch:
+		if ev.Type != EventLost || !errors.Is(ev.Err, ErrConnectionLoss) {
+			t.Fatalf("watch event %+v, want EventLost with ErrConnectionLoss", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("the watch got nothing after the server refused to re-register it")
+	}
+}
+
+func i32(v int32) []byte {
+	var e enc
+	e.int32(v)
+	return e.b
+}

@@ -283,7 +283,10 @@ func (o *owner) handle(f frame) {
 		return
 	case r.reply == nil: // setWatches
 		if err != nil {
+			// The server holds none of them now: say so, rather than let
+			// them wait for events that will not come.
 			o.c.log.Warn("zk: re-registering watches failed", "err", err)
+			o.watches.lostAll(fmt.Errorf("%w: re-registering the watches: %w", ErrConnectionLoss, err), o.strip)
 		}
 		return
 	}
