@@ -67,22 +67,7 @@ func fakeServer(t *testing.T, scripts [][]byte) string {
 // protocol; each must end the connection (without panic or a large
 // allocation), after which the client reconnects.
 func TestBadFramesDropTheConnection(t *testing.T) {
-	frame := func(body ...[]byte) []byte {
-		var e enc
-		e.int32(0)
-		for _, b := range body {
-			e.b = append(e.b, b...)
-		}
-		putLength(e.b)
-		return e.b
-	}
-	hdr := func(xid int32, zxid int64, code int32) []byte {
-		var e enc
-		e.int32(xid)
-		e.int64(zxid)
-		e.int32(code)
-		return e.b
-	}
+	frame, hdr := rawFrame, hdrB // see hostile_server_test.go
 	scripts := [][]byte{
 		{0xff, 0xff, 0xff, 0xf0},                 // negative length
 		{0x7f, 0xff, 0xff, 0xff},                 // 2 GiB
