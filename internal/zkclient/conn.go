@@ -137,7 +137,13 @@ type frame struct {
 	hdr  replyHeader
 	body []byte // after the header
 	err  error
+	big  bool // holds the connection's big token (see connection.big)
 }
+
+// bigFrame is the size from which the reader hands frames over one at a
+// time: a server flooding maximum-size frames then keeps two of them in
+// memory, not the whole queue (64 × 16 MB).
+const bigFrame = 1 << 20
 
 // connection is one established connection with its reader and writer
 // goroutines.
@@ -149,6 +155,7 @@ type connection struct {
 	since time.Time
 
 	frames chan frame
+	big    chan struct{} // buffer 1: a big frame is queued or being handled
 	quit   chan struct{}
 	wg     sync.WaitGroup
 	w      *writer
@@ -158,6 +165,7 @@ type connection struct {
 func (cn *connection) start(writeTimeout time.Duration, heard func()) {
 	cn.since = time.Now()
 	cn.frames = make(chan frame, 64)
+	cn.big = make(chan struct{}, 1)
 	cn.quit = make(chan struct{})
 	cn.w = &writer{conn: cn.conn, raw: cn.raw, timeout: writeTimeout, wake: make(chan struct{}, 1), quit: cn.quit}
 	if sc, ok := cn.conn.(syscall.Conn); ok { // not TLS: tls.Conn has no socket of its own
@@ -196,6 +204,13 @@ func (cn *connection) read(heard func()) {
 			if n < replyHeaderSize || n > maxFrame {
 				err = fmt.Errorf("%w: frame of %d bytes", errProtocol, n)
 			} else {
+				if f.big = n >= bigFrame; f.big {
+					select { // wait until the owner has taken the last one
+					case cn.big <- struct{}{}:
+					case <-cn.quit:
+						return
+					}
+				}
 				buf := make([]byte, n)
 				if _, err = io.ReadFull(cn.br, buf); err == nil {
 					heard()

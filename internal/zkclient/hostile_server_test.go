@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -349,4 +350,73 @@ func i32(v int32) []byte {
 	var e enc
 	e.int32(v)
 	return e.b
+}
+
+// A server flooding maximum-size frames: the client keeps about two of
+// them in memory, not its whole frame queue. 150 notifications of 16 MB
+// each kept up to 832 MB live, as the reader queued up to 64 of them.
+func TestHostileServerFloodsBigFrames(t *testing.T) {
+	const count = 50
+	_, addr := hostile(t, func(c *sconn) {
+		if c.handshake(30000, 5) != nil {
+			return
+		}
+		// A notification of maxFrame bytes for a path nobody watches.
+		plen := maxFrame - replyHeaderSize - 12
+		var e enc
+		e.int32(int32(maxFrame))
+		e.b = append(e.b, hdrB(-1, 0, 0)...)
+		e.int32(int32(EventNodeDataChanged))
+		e.int32(3)
+		e.int32(int32(plen))
+		f := append(e.b, make([]byte, plen)...)
+		f[len(e.b)] = '/'
+		for range count {
+			if _, err := c.Write(f); err != nil {
+				return
+			}
+		}
+		c.serve(func(xid, op int32, body []byte) []byte { return nil })
+	})
+	handled := make(chan struct{}, count)
+	cfg := Config{Servers: []string{addr}, SessionTimeout: 30 * time.Second}
+	cfg.Hooks.OnWatch = func(EventType) { // on the client's goroutine: a slow one
+		time.Sleep(5 * time.Millisecond)
+		handled <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	var peak atomic.Uint64
+	stop, polled := make(chan struct{}), make(chan struct{})
+	go func() { // the heap's high-water mark, while the frames come
+		defer close(polled)
+		var m runtime.MemStats
+		for {
+			runtime.ReadMemStats(&m)
+			peak.Store(max(peak.Load(), m.HeapAlloc))
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	for range count {
+		select {
+		case <-handled:
+		case <-ctx.Done():
+			t.Fatal("the notifications did not all arrive")
+		}
+	}
+	close(stop)
+	<-polled
+	t.Logf("peak heap %d MB", peak.Load()>>20)
+	if peak := peak.Load(); peak > 256<<20 {
+		t.Errorf("peak heap %d MB while %d frames of %d MB came, want a few frames' worth", peak>>20, count, maxFrame>>20)
+	}
 }

@@ -225,6 +225,9 @@ func (o *owner) write(b []byte) {
 
 // handle processes a frame from the reader, or its end.
 func (o *owner) handle(f frame) {
+	if f.big {
+		<-o.conn.big // the reader may read the next big frame
+	}
 	if f.err != nil {
 		o.lost(f.err)
 		return
