@@ -96,6 +96,7 @@ func (o *owner) attempted(res attemptResult) {
 func (o *owner) established() {
 	o.ready = true
 	o.failed = 0
+	o.bo.Reset()
 	clear(o.reasons)
 	o.emit(Event{State: StateConnected, SessionID: o.sid, Timeout: o.timeout, Server: o.conn.addr})
 	if !o.ever {

@@ -16,7 +16,8 @@ type owner struct {
 	servers []string // shuffled
 	next    int      // index of the next server to try
 	failed  int      // failed attempts since the last session
-	bo      *backoff.ExponentialBackOff
+	bo      *backoff.ExponentialBackOff // between rounds of failed attempts
+	quick   *backoff.ExponentialBackOff // before redialling after connections lost before any frame
 	reasons map[string]error // each server's last failure
 
 	sid      int64
@@ -59,10 +60,13 @@ func newOwner(c *Client) *owner {
 	o.retry.Stop()
 	o.timer.Stop()
 	shuffle(o.servers)
-	o.bo = backoff.NewExponentialBackOff(
-		backoff.WithInitialInterval(10*time.Millisecond),
-		backoff.WithMaxInterval(time.Second),
-		backoff.WithMaxElapsedTime(0))
+	newBackOff := func() *backoff.ExponentialBackOff {
+		return backoff.NewExponentialBackOff(
+			backoff.WithInitialInterval(10*time.Millisecond),
+			backoff.WithMaxInterval(time.Second),
+			backoff.WithMaxElapsedTime(0))
+	}
+	o.bo, o.quick = newBackOff(), newBackOff()
 	return o
 }
 
@@ -234,7 +238,7 @@ func (o *owner) handle(f frame) {
 	}
 	if !o.healthy {
 		o.healthy = true
-		o.bo.Reset() // a reconnect after this connection goes at once
+		o.quick.Reset() // a reconnect after this connection goes at once
 	}
 	switch f.hdr.xid {
 	case xidNotification:
@@ -360,7 +364,7 @@ func (o *owner) lost(err error) {
 		// Lost before a single frame came after the handshake: a server
 		// that hangs up on every connection must not be redialled in a
 		// tight loop.
-		o.retry.Reset(o.bo.NextBackOff())
+		o.retry.Reset(o.quick.NextBackOff())
 		return
 	}
 	o.startAttempt()
