@@ -13,12 +13,12 @@ import (
 // requests, watches, lastZxid. Nothing else touches these fields.
 type owner struct {
 	c       *Client
-	servers []string // shuffled
-	next    int      // index of the next server to try
-	failed  int      // failed attempts since the last session
+	servers []string                    // shuffled
+	next    int                         // index of the next server to try
+	failed  int                         // failed attempts since the last session
 	bo      *backoff.ExponentialBackOff // between rounds of failed attempts
 	quick   *backoff.ExponentialBackOff // before redialling after connections lost before any frame
-	reasons map[string]error // each server's last failure
+	reasons map[string]error            // each server's last failure
 
 	sid      int64
 	passwd   []byte
