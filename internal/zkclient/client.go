@@ -88,6 +88,8 @@ type Client struct {
 	chroot string
 
 	reqs     chan *request
+	inReqs   atomic.Int64 // requests on their way through reqs
+	o        *owner
 	closeReq chan context.Context
 	closing  sync.Once
 	// connectDefault: ConnectTimeout was not set, so attempts follow the
@@ -176,6 +178,7 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	}
 	c.state.Store(int32(StateDisconnected))
 	o := newOwner(c)
+	c.o = o
 	go o.run()
 	select {
 	case <-c.first:
@@ -269,12 +272,17 @@ func (c *Client) do(ctx context.Context, r *request) (reply, error) {
 	}
 	putLength(r.buf)
 	r.ctx = ctx
-	select {
-	case c.reqs <- r:
-	case <-ctx.Done():
-		return reply{}, ctx.Err()
-	case <-c.done:
-		return reply{}, ErrClosed
+	if !c.o.submitDirect(r) {
+		c.inReqs.Add(1)
+		select {
+		case c.reqs <- r:
+		case <-ctx.Done():
+			c.inReqs.Add(-1)
+			return reply{}, ctx.Err()
+		case <-c.done:
+			c.inReqs.Add(-1)
+			return reply{}, ErrClosed
+		}
 	}
 	select {
 	case rep := <-r.reply:

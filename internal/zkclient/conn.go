@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -154,11 +155,13 @@ type connection struct {
 	addr  string
 	since time.Time
 
-	frames chan frame
-	big    chan struct{} // buffer 1: a big frame is queued or being handled
-	quit   chan struct{}
-	wg     sync.WaitGroup
-	w      *writer
+	frames  chan frame
+	handled atomic.Int64                                     // frames the owner has handled
+	direct  func(cn *connection, f frame, queued int64) bool // owner.notifyDirect
+	big     chan struct{}                                    // buffer 1: a big frame is queued or being handled
+	quit    chan struct{}
+	wg      sync.WaitGroup
+	w       *writer
 }
 
 // start launches the reader and writer; writes fail after writeTimeout.
@@ -196,6 +199,7 @@ func (cn *connection) close() {
 // from it.
 func (cn *connection) read(heard func()) {
 	var size [4]byte
+	var queued int64 // frames given to the owner
 	for {
 		var f frame
 		_, err := io.ReadFull(cn.br, size[:])
@@ -220,9 +224,12 @@ func (cn *connection) read(heard func()) {
 		}
 		if err != nil {
 			f = frame{err: err}
+		} else if f.hdr.xid == xidNotification && !f.big && cn.direct != nil && cn.direct(cn, f, queued) {
+			continue
 		}
 		select {
 		case cn.frames <- f:
+			queued++
 		case <-cn.quit:
 			return
 		}

@@ -21,8 +21,9 @@ type Hooks struct {
 	// own requests (setWatches, closeSession) and Watcher.Remove are not
 	// reported.
 	OnCall func(ctx context.Context, op string, took time.Duration, err error)
-	// OnWatch is called on the owner goroutine for each watch notification
-	// from the server, before it is delivered to the watches it triggers.
+	// OnWatch is called for each watch notification from the server, before
+	// it is delivered to the watches it triggers, one call at a time (on the
+	// client's owner goroutine or its connection's reader).
 	OnWatch func(typ EventType)
 }
 

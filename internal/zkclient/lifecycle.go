@@ -70,6 +70,7 @@ func (o *owner) attempted(res attemptResult) {
 	o.c.sessionID.Store(o.sid)
 	o.c.timeout.Store(int64(o.timeout))
 	o.conn = res.conn
+	o.conn.direct = o.notifyDirect
 	o.healthy = false
 	o.conn.start(o.timeout*2/3, o.c.touch)
 	o.lastSend = time.Now()

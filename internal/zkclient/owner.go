@@ -4,14 +4,21 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
 )
 
 // owner is the goroutine that holds the session: connection, xids, pending
-// requests, watches, lastZxid. Nothing else touches these fields.
+// requests, watches, lastZxid. It holds mu while it handles anything. Two
+// others take mu, only when it is free at once, to spare a hop through the
+// owner: a caller, to submit its request (submitDirect), and the
+// connection's reader, to deliver a watch notification (notifyDirect).
+// Neither ever waits for mu, so the owner may wait for them while holding
+// it.
 type owner struct {
+	mu      sync.Mutex
 	c       *Client
 	servers []string                    // shuffled
 	next    int                         // index of the next server to try
@@ -79,33 +86,81 @@ func (o *owner) run() {
 	defer close(o.c.done)
 	defer o.retry.Stop()
 	defer o.timer.Stop()
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	o.startAttempt()
 	for !o.finished {
+		cn := o.conn
 		var frames <-chan frame
-		if o.conn != nil {
-			frames = o.conn.frames
+		if cn != nil {
+			frames = cn.frames
 		}
 		var closeDone <-chan struct{}
 		if o.closing {
 			closeDone = o.closeCtx.Done()
 		}
+		o.mu.Unlock()
 		select {
 		case r := <-o.c.reqs:
+			o.mu.Lock()
+			o.c.inReqs.Add(-1)
 			o.submit(r)
 		case f := <-frames:
+			o.mu.Lock()
 			o.handle(f)
+			cn.handled.Add(1)
 		case res := <-o.attemptCh:
+			o.mu.Lock()
 			o.attempted(res)
 		case <-o.retry.C:
+			o.mu.Lock()
 			o.startAttempt()
 		case <-o.timer.C:
+			o.mu.Lock()
 			o.tick()
 		case ctx := <-o.c.closeReq:
+			o.mu.Lock()
 			o.beginClose(ctx)
 		case <-closeDone:
+			o.mu.Lock()
 			o.finish(ErrClosed)
 		}
 	}
+}
+
+// submitDirect submits r on the caller's goroutine, sparing it a hop
+// through the owner goroutine, when that is safe: the owner is idle (mu is
+// free; the caller does not wait for it) and no request is on its way
+// through reqs, which r must not overtake. It reports whether it did; if
+// not, r goes through reqs.
+func (o *owner) submitDirect(r *request) bool {
+	if !o.mu.TryLock() {
+		return false
+	}
+	defer o.mu.Unlock()
+	if o.finished || o.c.inReqs.Load() != 0 {
+		return false
+	}
+	o.submit(r)
+	return true
+}
+
+// notifyDirect delivers a watch notification on cn's reader goroutine,
+// sparing the notification a hop through the owner goroutine, when that is
+// safe: the owner is idle (mu is free: the reader never waits for it, as
+// the owner waits for the reader when it drops the connection) and has
+// handled every frame the reader gave it before this one (queued), so that
+// watches are registered and events delivered in the server's order. It
+// reports whether it did; if not, the frame goes to the owner.
+func (o *owner) notifyDirect(cn *connection, f frame, queued int64) bool {
+	if !o.mu.TryLock() {
+		return false
+	}
+	defer o.mu.Unlock()
+	if o.conn != cn || !o.ready || cn.handled.Load() != queued {
+		return false
+	}
+	return o.notification(f) == nil
 }
 
 func (o *owner) emit(ev Event) {
@@ -242,17 +297,9 @@ func (o *owner) handle(f frame) {
 	}
 	switch f.hdr.xid {
 	case xidNotification:
-		ev, err := decodeWatcherEvent(f.body)
-		if err != nil {
+		if err := o.notification(f); err != nil {
 			o.lost(fmt.Errorf("%w: notification: %s", errProtocol, trimPrefix(err)))
-			return
 		}
-		if f.hdr.zxid > 0 {
-			o.lastZxid = f.hdr.zxid
-		}
-		typ := EventType(ev.typ)
-		o.c.cfg.Hooks.watch(typ)
-		o.watches.dispatch(typ, ev.path, WatchEvent{Type: typ, Path: o.strip(ev.path), Zxid: max(f.hdr.zxid, 0)}, o.strip)
 		return
 	case xidPing:
 		return
@@ -316,6 +363,26 @@ func (o *owner) handle(f frame) {
 		delete(o.watches.srv, r.add.path)
 	}
 	r.reply <- reply{zxid: f.hdr.zxid, err: err, body: f.body}
+}
+
+// notification delivers a watch notification to the watches it triggers,
+// or does nothing and returns why it is malformed.
+func (o *owner) notification(f frame) error {
+	ev, err := decodeWatcherEvent(f.body)
+	if err != nil {
+		return err
+	}
+	if !o.healthy {
+		o.healthy = true
+		o.quick.Reset() // a reconnect after this connection goes at once
+	}
+	if f.hdr.zxid > 0 {
+		o.lastZxid = f.hdr.zxid
+	}
+	typ := EventType(ev.typ)
+	o.c.cfg.Hooks.watch(typ)
+	o.watches.dispatch(typ, ev.path, WatchEvent{Type: typ, Path: o.strip(ev.path), Zxid: max(f.hdr.zxid, 0)}, o.strip)
+	return nil
 }
 
 // tick sends a ping when nothing was sent for a third of the session
