@@ -3,6 +3,7 @@ package lighthouse
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"sync"
@@ -21,12 +22,17 @@ import (
 //
 //   - floor: the protocol's least possible cost, a bare delete of a node on
 //     one session and the arrival of the watch on it at another;
+//   - floor3: the same delete firing the three watches that the deletion of
+//     an election's leader fires (the successor's data watch, the next
+//     one's child watch and the leader's own), timed to the first: what
+//     the server charges for the watches the recipe needs;
 //   - zk-lock: go-zookeeper's own Lock used as an election, the hand-over
 //     from one holder's Unlock to the next holder's Lock returning.
 //
-// Each iteration takes one sample of each of the four, in turn, starting
-// one further each time, so drift and noise on a shared machine hit them
-// alike. It reports p50/p90 in ms for
+// Each iteration takes one sample of each of the five, in an order drawn
+// at random each time, so drift and noise on a shared machine hit them
+// alike, and so does what a sample leaves behind or how idle the machine
+// was before it. It reports p50/p90 in ms for
 // each, the p50 ratios to the floor and to zk-lock, and per change of
 // leader (resign and close together): participants woken (watches fired on
 // a predecessor or grand-predecessor), children reads by anyone (the
@@ -39,13 +45,14 @@ func BenchmarkFailover(b *testing.B) {
 	for _, n := range []int{3, 10, 50} {
 		b.Run(fmt.Sprintf("n=%d", n), func(b *testing.B) {
 			floor := newFloorSampler(b, zkc)
+			floor3 := newFloor3Sampler(b, zkc)
 			resign := newElectionSampler(b, zkc, n, false)
 			closing := newElectionSampler(b, zkc, n, true)
 			lock := newLockSampler(b, zkc, n)
 			defer resign.stop()
 			defer closing.stop()
 			defer lock.stop()
-			var fl, rs, cl, cr, lk []time.Duration
+			var fl, f3, rs, cl, cr, lk []time.Duration
 			columns := []func(){
 				func() { fl = append(fl, floor.sample()) },
 				func() {
@@ -56,27 +63,32 @@ func BenchmarkFailover(b *testing.B) {
 					c, ret := closing.sample()
 					cl, cr = append(cl, c), append(cr, ret)
 				},
+				func() { f3 = append(f3, floor3.sample()) },
 				func() { lk = append(lk, lock.sample()) },
 			}
-			for i := 0; b.Loop(); i++ {
-				// The order turns each iteration, so each column follows each
-				// other as often: the election samplers' rejoins (a session
-				// closed, one made, a node created) end just before whatever
-				// comes next.
-				for k := range columns {
-					columns[(i+k)%len(columns)]()
+			for b.Loop() {
+				// A new order each iteration: a column is slower after some
+				// others (after the lock's, whose released holder queues
+				// again meanwhile, or after a pause), so an order that only
+				// turns, keeping each column after the same one, favours
+				// some columns for good.
+				for _, k := range rand.Perm(len(columns)) {
+					columns[k]()
 				}
 			}
 			for _, m := range []struct {
 				name string
 				lat  []time.Duration
-			}{{"floor", fl}, {"resign", rs}, {"close", cl}, {"close-return", cr}, {"zk-lock", lk}} {
+			}{{"floor", fl}, {"resign", rs}, {"close", cl}, {"close-return", cr}, {"floor3", f3}, {"zk-lock", lk}} {
 				slices.Sort(m.lat)
 				b.ReportMetric(ms(m.lat, 0.5), m.name+"-p50-ms")
 				b.ReportMetric(ms(m.lat, 0.9), m.name+"-p90-ms")
 			}
 			b.ReportMetric(p50(rs)/p50(fl), "resign/floor")
 			b.ReportMetric(p50(cl)/p50(fl), "close/floor")
+			b.ReportMetric(p50(f3)/p50(fl), "floor3/floor")
+			b.ReportMetric(p50(rs)/p50(f3), "resign/floor3")
+			b.ReportMetric(p50(cl)/p50(f3), "close/floor3")
 			b.ReportMetric(p50(lk)/p50(fl), "zk-lock/floor")
 			b.ReportMetric(p50(rs)/p50(lk), "resign/zk-lock")
 			b.ReportMetric(p50(cl)/p50(lk), "close/zk-lock")
@@ -99,12 +111,19 @@ func p50(sorted []time.Duration) float64 { return float64(sorted[len(sorted)/2])
 
 type floorSampler struct {
 	a, w *zk.Conn
+	x    *zk.Conn // with three: a third session, watching too
 	path string
 }
 
 func newFloorSampler(b *testing.B, zkc *zktest.Cluster) *floorSampler {
 	return &floorSampler{a: zkConnect(b, zkc.Addr(0)), w: zkConnect(b, zkc.Addr(0)),
 		path: fmt.Sprintf("/bench-floor-%d", time.Now().UnixNano())}
+}
+
+func newFloor3Sampler(b *testing.B, zkc *zktest.Cluster) *floorSampler {
+	f := newFloorSampler(b, zkc)
+	f.x, f.path = zkConnect(b, zkc.Addr(0)), f.path+"-3"
+	return f
 }
 
 func (f *floorSampler) sample() time.Duration {
@@ -114,6 +133,14 @@ func (f *floorSampler) sample() time.Duration {
 	_, _, ch, err := f.w.ExistsW(f.path)
 	if err != nil {
 		panic(err)
+	}
+	if f.x != nil {
+		if _, _, _, err := f.x.ChildrenW(f.path); err != nil {
+			panic(err)
+		}
+		if _, _, _, err := f.a.ChildrenW(f.path); err != nil {
+			panic(err)
+		}
 	}
 	start := time.Now()
 	if err := f.a.Delete(f.path, -1); err != nil {

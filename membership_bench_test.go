@@ -3,6 +3,7 @@ package lighthouse
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"runtime"
 	"slices"
 	"strings"
@@ -17,8 +18,9 @@ import (
 
 // BenchmarkMembershipJoin measures how long a join takes to reach each of
 // 10 watchers while n members are registered (n = 10, 1,000 and 10,000).
-// Its columns are sampled in turn in every iteration, each on its own
-// service of n members with its own 10 watcher sessions:
+// Its columns are sampled in every iteration, in an order drawn at random
+// each time, each on its own service of n members with its own 10 watcher
+// sessions:
 //
 //   - floor: a bare persistent recursive watch (lighthouse's zkclient)
 //     firing at another session, followed by one read of the new node;
@@ -66,15 +68,28 @@ func benchJoin(b *testing.B, zkc *zktest.Cluster, n, watchers int) {
 
 	var floorLat, membersLat, setsLat, setsUpdateLat, oneShotLat, updateLat []time.Duration
 	i := 0
+	columns := []func(){
+		func() { floorLat = append(floorLat, floor.join(b, a, chroot, i)...) },
+		func() {
+			membersLat = append(membersLat, members.join(b, a, chroot, i)...)
+			updateLat = append(updateLat, members.update(b, a, chroot, i)...)
+		},
+		func() {
+			setsLat = append(setsLat, sets.join(b, a, chroot, i)...)
+			setsUpdateLat = append(setsUpdateLat, sets.update(b, a, chroot, i)...)
+		},
+		func() {
+			oneShotLat = append(oneShotLat, oneShot.join(b, a, chroot, i)...)
+			oneShot.update(b, a, chroot, i)
+		},
+	}
 	for b.Loop() {
 		b.StopTimer() // the columns time themselves
-		floorLat = append(floorLat, floor.join(b, a, chroot, i)...)
-		membersLat = append(membersLat, members.join(b, a, chroot, i)...)
-		updateLat = append(updateLat, members.update(b, a, chroot, i)...)
-		setsLat = append(setsLat, sets.join(b, a, chroot, i)...)
-		setsUpdateLat = append(setsUpdateLat, sets.update(b, a, chroot, i)...)
-		oneShotLat = append(oneShotLat, oneShot.join(b, a, chroot, i)...)
-		oneShot.update(b, a, chroot, i)
+		// In a new order each iteration, as in BenchmarkFailover: a sample
+		// is slower after some columns than after others.
+		for _, k := range rand.Perm(len(columns)) {
+			columns[k]()
+		}
 		i++
 		b.StartTimer()
 	}
