@@ -252,7 +252,8 @@ type writer struct {
 	quit      chan struct{}
 
 	mu    sync.Mutex
-	buf   []byte // to write
+	now   nowWrite // tryWrite's, kept so that it allocates nothing
+	buf   []byte   // to write
 	spare []byte
 	busy  bool // run is writing a batch
 }
@@ -278,7 +279,7 @@ func (w *writer) write(b []byte) {
 // tryWrite writes what the socket takes of b without waiting, and returns
 // how much that was. A failure is left to run, whose write of the rest
 // fails the same way and ends the connection.
-func (w *writer) tryWrite(b []byte) int { return writeNow(w.rc, b) }
+func (w *writer) tryWrite(b []byte) int { return writeNow(w.rc, b, &w.now) }
 
 func (w *writer) run() {
 	for {

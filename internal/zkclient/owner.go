@@ -35,7 +35,7 @@ type owner struct {
 	ever     bool // a session was established once
 
 	queue   []*request // waiting for a connection
-	pending []*request // sent, in order
+	pending fifo       // sent, in order
 	auths   int        // auth replies still expected
 	ready   bool       // handshake and auths done: requests go out
 
@@ -274,7 +274,7 @@ func (o *owner) send(r *request) {
 		delete(o.watches.srv, r.remove.path)
 	}
 	o.write(r.buf)
-	o.pending = append(o.pending, r)
+	o.pending.push(r)
 }
 
 func (o *owner) write(b []byte) {
@@ -316,17 +316,16 @@ func (o *owner) handle(f frame) {
 		}
 		return
 	}
-	if len(o.pending) == 0 || o.pending[0].xid != f.hdr.xid {
+	r := o.pending.front()
+	if r == nil || r.xid != f.hdr.xid {
 		want := "none"
-		if len(o.pending) > 0 {
-			want = fmt.Sprint(o.pending[0].xid)
+		if r != nil {
+			want = fmt.Sprint(r.xid)
 		}
 		o.lost(fmt.Errorf("%w: reply xid %d, expected %s", errProtocol, f.hdr.xid, want))
 		return
 	}
-	r := o.pending[0]
-	o.pending[0] = nil
-	o.pending = o.pending[1:]
+	o.pending.pop()
 	if f.hdr.zxid > 0 {
 		o.lastZxid = f.hdr.zxid
 	}
@@ -447,13 +446,45 @@ func (o *owner) dropConn() {
 }
 
 func (o *owner) failPending(err error) {
-	for i, r := range o.pending {
+	for r := o.pending.front(); r != nil; r = o.pending.front() {
+		o.pending.pop()
 		if r.reply != nil {
 			r.reply <- reply{err: err}
 		}
-		o.pending[i] = nil
 	}
-	o.pending = o.pending[:0]
+}
+
+// fifo is a queue of requests that reuses its array: one request at a
+// time in flight allocates nothing.
+type fifo struct {
+	q    []*request
+	head int // q[head:] are queued
+}
+
+func (f *fifo) push(r *request) {
+	if f.head > 32 && f.head > len(f.q)/2 { // mostly spent: move the rest to the front
+		n := copy(f.q, f.q[f.head:])
+		clear(f.q[n:])
+		f.q, f.head = f.q[:n], 0
+	}
+	f.q = append(f.q, r)
+}
+
+// front returns the oldest request, nil if none.
+func (f *fifo) front() *request {
+	if f.head == len(f.q) {
+		return nil
+	}
+	return f.q[f.head]
+}
+
+// pop drops the oldest request.
+func (f *fifo) pop() {
+	f.q[f.head] = nil
+	f.head++
+	if f.head == len(f.q) {
+		f.q, f.head = f.q[:0], 0
+	}
 }
 
 // pruneQueue drops queued requests whose caller stopped waiting, so that
