@@ -1,7 +1,6 @@
 package zkclient
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -24,13 +23,7 @@ func TestNotificationAfterTheReplyThatSetsItsWatch(t *testing.T) {
 			return append(out, notifF(int32(EventNodeDataChanged), 3, path)...)
 		})
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := Connect(ctx, Config{Servers: []string{addr}, SessionTimeout: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c, ctx := connectScripted(t, addr)
 	for i := range 300 {
 		_, _, ch, err := c.GetW(ctx, fmt.Sprintf("/n%d", i))
 		if err != nil {
@@ -62,13 +55,7 @@ func TestNotificationBeforeTheNextReply(t *testing.T) {
 			return replyF(xid, 0, i32(0), statB()) // getData of path
 		})
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := Connect(ctx, Config{Servers: []string{addr}, SessionTimeout: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c, ctx := connectScripted(t, addr)
 	for i := range 100 {
 		_, _, ch, err := c.GetW(ctx, "/w")
 		if err != nil {
@@ -103,13 +90,7 @@ func TestDirectSubmitDoesNotOvertake(t *testing.T) {
 			return replyF(xid, 0, statB())
 		})
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := Connect(ctx, Config{Servers: []string{addr}, SessionTimeout: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c, ctx := connectScripted(t, addr)
 	for i := range 50 {
 		mu.Lock()
 		seen = nil

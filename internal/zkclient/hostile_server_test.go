@@ -325,13 +325,7 @@ func TestHostileServerRefusesSetWatches(t *testing.T) {
 			}
 		}
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := Connect(ctx, Config{Servers: []string{addr}, SessionTimeout: 3 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	c, ctx := connectScripted(t, addr)
 	_, _, ch, err := c.GetW(ctx, "/n")
 	if err != nil {
 		t.Fatal(err)
@@ -344,6 +338,20 @@ func TestHostileServerRefusesSetWatches(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the watch got nothing after the server refused to re-register it")
 	}
+}
+
+// connectScripted connects to a scripted server with a 3 s session; the
+// client closes and ctx (10 s) ends when the test does.
+func connectScripted(t *testing.T, addr string) (*Client, context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	c, err := Connect(ctx, Config{Servers: []string{addr}, SessionTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(ctx) })
+	return c, ctx
 }
 
 func i32(v int32) []byte {
