@@ -20,9 +20,11 @@
 //
 //	  - internal/zkclient is lighthouse's ZooKeeper client, written from the
 //	    protocol. One owner goroutine holds the connection and the session
-//	    (xids, pending requests, watches, the last zxid); a reader goroutine
-//	    only decodes frames and hands them over; calls wait on their own reply
-//	    channel or their context.
+//	    (xids, pending requests, watches, the last zxid) under a mutex; a
+//	    reader goroutine decodes frames and hands them over. When the owner
+//	    is idle, a call sends its request itself and the reader delivers a
+//	    watch notification itself, sparing a hop. Calls wait on their own
+//	    reply channel or their context.
 //	  - The Session (session.go) runs one goroutine, run, that turns the
 //	    client's session events into Events and publishes the session's state
 //	    to the recipes (connected, suspended, expired, closed).

@@ -281,7 +281,8 @@ func (m *metrics) called(ctx context.Context, op string, took time.Duration, err
 	m.opDuration.Record(ctx, took.Seconds(), opts[resultOf(err)]...)
 }
 
-// watched counts a watch notification (on the client's owner goroutine).
+// watched counts a watch notification (on the client's owner goroutine or
+// its connection's reader, one at a time).
 func (m *metrics) watched(typ zkclient.EventType) {
 	if opts, ok := m.watchOpts[typ]; ok {
 		m.watchFired.Add(context.Background(), 1, opts...)

@@ -24,8 +24,8 @@ type watchReg struct {
 }
 
 // registry holds every watch of the session, keyed by server path, and the
-// persistent mode the server holds for each path. Only the owner goroutine
-// touches it.
+// persistent mode the server holds for each path. Only code holding the
+// owner's mu touches it.
 //
 // A server before 3.9 keeps one mode per path and connection: a one-shot
 // watch set on a path with a persistent watch replaces it, and a recursive
