@@ -65,6 +65,9 @@ type pickerBox struct{ Picker }
 // It runs one goroutine, which reads membership changes as Members does and
 // never blocks the session.
 func (s *Session) Balancer(ctx context.Context, service string, strategy Strategy, opts ...BalancerOption) (*Balancer, error) {
+	if !s.made() {
+		return nil, opError("balancer", service, errNotMade)
+	}
 	o := balancerOptions{threshold: defaultDownThreshold, window: defaultDownWindow, duration: defaultDownDuration}
 	for _, opt := range opts {
 		if opt == nil {
@@ -119,16 +122,26 @@ func (s *Session) Balancer(ctx context.Context, service string, strategy Strateg
 // ok=false when no node is available, so the caller can fall back to a
 // default. It takes no lock. The node's Data is shared: do not modify it.
 func (b *Balancer) Pick(key string) (Node, bool) {
+	if b == nil {
+		return Node{}, false
+	}
 	if b.m.counting {
 		b.m.picks.Add(1)
 	}
-	return b.picker.Load().Pick(key)
+	p := b.picker.Load()
+	if p == nil { // a zero Balancer: made by no Session
+		return Node{}, false
+	}
+	return p.Pick(key)
 }
 
 // ReportError tells the balancer that a call to node id failed. It never
 // blocks; the node is left out once the down policy says so (see
 // WithDownPolicy). IDs of nodes that are not members are ignored.
 func (b *Balancer) ReportError(id string) {
+	if b == nil || b.done == nil {
+		return
+	}
 	b.m.reported.Add(1)
 	b.errs.Put(id)
 }
@@ -136,6 +149,9 @@ func (b *Balancer) ReportError(id string) {
 // Close stops the balancer and waits for its goroutine to end. Pick keeps
 // returning from the last set. It is idempotent and returns nil.
 func (b *Balancer) Close() error {
+	if b == nil || b.done == nil {
+		return nil
+	}
 	b.stop()
 	<-b.done
 	return nil

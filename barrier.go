@@ -68,6 +68,9 @@ type Barrier struct {
 // still counts. Rounds kept apart by path ("/jobs/reindex/round-42") need no
 // such care.
 func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...RecipeOption) (*Barrier, error) {
+	if !s.made() {
+		return nil, opError("barrier", path, errNotMade)
+	}
 	if count < 1 {
 		return nil, opError("barrier", path, fmt.Errorf("%w: %d", ErrInvalidCount, count))
 	}
@@ -124,7 +127,12 @@ func duplicateID(id string, owner int64) error {
 }
 
 // ID returns this participant's ID.
-func (b *Barrier) ID() string { return b.id }
+func (b *Barrier) ID() string {
+	if b == nil {
+		return ""
+	}
+	return b.id
+}
 
 // Enter joins the barrier and returns nil once count participants have
 // entered (at once if the barrier is already open, or if this participant
@@ -144,6 +152,9 @@ func (b *Barrier) ID() string { return b.id }
 //   - the session is closed: ErrClosed.
 //   - another live session has a node with our ID: ErrIDTaken.
 func (b *Barrier) Enter(ctx context.Context) error {
+	if b == nil || b.s == nil {
+		return opError("barrier enter", "", errNotMade)
+	}
 	if err := b.take(ctx); err != nil {
 		return opError("barrier enter", b.path, err)
 	}
@@ -179,6 +190,9 @@ func (b *Barrier) Enter(ctx context.Context) error {
 //     waits on in the new session.
 //   - the session is closed: ErrClosed.
 func (b *Barrier) Leave(ctx context.Context) error {
+	if b == nil || b.s == nil {
+		return opError("barrier leave", "", errNotMade)
+	}
 	if err := b.take(ctx); err != nil {
 		return opError("barrier leave", b.path, err)
 	}

@@ -107,6 +107,9 @@ var doneCtx = func() context.Context {
 // Token. After expiry the participant rejoins, at the back, on the new
 // session.
 func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) (<-chan Leadership, error) {
+	if !s.made() {
+		return nil, opError("elect", path, errNotMade)
+	}
 	o, err := newRecipeOptions(opts)
 	if err != nil {
 		return nil, opError("elect", path, err)

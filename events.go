@@ -84,6 +84,11 @@ const eventBuffer = 256
 // dropped. The next event delivered says how many were dropped (Dropped).
 // Events are in the order they happened.
 func (s *Session) Events(ctx context.Context) <-chan Event {
+	if !s.made() {
+		ch := make(chan Event)
+		close(ch)
+		return ch
+	}
 	ch, stop := s.events.Subscribe()
 	context.AfterFunc(ctx, stop)
 	return ch

@@ -42,13 +42,21 @@ type update struct {
 
 // ID returns the registered instance's ID (the host name if Register was
 // given none).
-func (r *Registration) ID() string { return r.id }
+func (r *Registration) ID() string {
+	if r == nil {
+		return ""
+	}
+	return r.id
+}
 
 // Close removes the registration: its node is deleted at once (or, while
 // the connection is down, as soon as it is back, unless the session ends
 // first). It waits until that is under way and returns nil. It is
 // idempotent, and does the same as cancelling Register's ctx.
 func (r *Registration) Close() error {
+	if r == nil || r.done == nil {
+		return nil // made by no Register: nothing to remove
+	}
 	r.stop()
 	<-r.done
 	return nil
@@ -66,6 +74,9 @@ func (r *Registration) Close() error {
 // a session expiry until the node is created again, or while another
 // session holds the ID. ctx bounds this call only.
 func (r *Registration) Update(ctx context.Context, data []byte) error {
+	if r == nil || r.done == nil {
+		return opError("update", "", errNotMade)
+	}
 	data, err := r.encode(data)
 	if err != nil {
 		return opError("update", r.path, err)
@@ -116,6 +127,9 @@ func (r *Registration) Update(ctx context.Context, data []byte) error {
 // With CuratorFormat the node is in Curator's registry and n.Data must be a
 // Curator ServiceInstance; see there.
 func (s *Session) Register(ctx context.Context, service string, n Node, opts ...RegistryOption) (*Registration, error) {
+	if !s.made() {
+		return nil, opError("register", service, errNotMade)
+	}
 	o, err := newRegistryOptions(opts)
 	if err != nil {
 		return nil, opError("register", "", err)

@@ -49,6 +49,9 @@ func (s *Session) check(op, path string) error {
 	if err := validatePath(path); err != nil {
 		return &OpError{Op: op, Path: path, Err: err}
 	}
+	if !s.made() {
+		return &OpError{Op: op, Path: path, Err: errNotMade}
+	}
 	if s.isClosing() {
 		return &OpError{Op: op, Path: path, Err: ErrClosed}
 	}
@@ -137,6 +140,9 @@ const MaxTTL = (1<<40 - 1) * time.Millisecond
 // Create makes a node at path with data and returns its path (for
 // sequential modes, the name with the counter ZooKeeper appended).
 func (s *Session) Create(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (string, error) {
+	if !s.made() {
+		return "", opError("create", path, errNotMade)
+	}
 	cm, err := mode.client()
 	if err != nil {
 		return "", &OpError{Op: "create", Path: path, Err: err}
@@ -197,6 +203,9 @@ func (s *Session) Get(ctx context.Context, path string) ([]byte, *Stat, error) {
 // any), and returns the new stat. A mismatch gives ErrBadVersion: this is
 // ZooKeeper's compare-and-set.
 func (s *Session) Set(ctx context.Context, path string, data []byte, version int32) (*Stat, error) {
+	if !s.made() {
+		return nil, opError("set", path, errNotMade)
+	}
 	if err := s.checkWrite(path, data, nil); err != nil {
 		return nil, &OpError{Op: "set", Path: path, Err: err}
 	}

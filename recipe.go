@@ -215,6 +215,9 @@ func (l *loop) isFatal(err error, started bool) bool {
 // first (the goroutine may then end without a first result). On an error
 // the caller stops what it started; the goroutine stays the session's.
 func (s *Session) startRecipe(ctx context.Context, run func(first chan<- error)) error {
+	if !s.made() {
+		return errNotMade
+	}
 	first := make(chan error, 1)
 	if !s.recipes.Go(func() { run(first) }) {
 		return ErrClosed

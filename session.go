@@ -17,7 +17,10 @@ import (
 const closeBudget = 900 * time.Millisecond
 
 // Session is a ZooKeeper session that survives connection loss and replaces
-// itself after expiry. Its methods are safe for concurrent use.
+// itself after expiry. Its methods are safe for concurrent use. A nil or
+// zero Session, not made by Connect, holds no session: its methods fail
+// with an error matching ErrClosed, as a closed Session's do, and so do
+// those of a zero Balancer, Barrier or Registration.
 type Session struct {
 	zk        client         // a *zkclient.Client, or a fake in recipe tests
 	chroot    string         // "" or an absolute path without trailing slash
@@ -260,9 +263,21 @@ func (s *Session) server() string {
 	return ""
 }
 
+// errNotMade is the error of the methods of a nil or zero Session, which
+// holds no session, and of handles that no Session made: errors.Is(err,
+// ErrClosed) holds, as for a Session that was closed.
+var errNotMade = fmt.Errorf("%w: not made by this package (a zero or nil value)", ErrClosed)
+
+// made reports whether s came from Connect (or a recipe test): a nil or
+// zero Session holds no session, and its methods fail with errNotMade.
+func (s *Session) made() bool { return s != nil && s.closing != nil }
+
 // isClosing reports whether Close has begun. From then on recipes create
 // no nodes and grant no leadership.
 func (s *Session) isClosing() bool {
+	if !s.made() {
+		return true
+	}
 	select {
 	case <-s.closing:
 		return true
@@ -272,7 +287,12 @@ func (s *Session) isClosing() bool {
 }
 
 // SessionTimeout returns the session timeout the server granted.
-func (s *Session) SessionTimeout() time.Duration { return time.Duration(s.live.granted.Load()) }
+func (s *Session) SessionTimeout() time.Duration {
+	if !s.made() {
+		return 0
+	}
+	return time.Duration(s.live.granted.Load())
+}
 
 // heardWithin reports whether the server has sent anything within d (see
 // liveness).
@@ -290,12 +310,20 @@ func (s *Session) SessionID() int64 {
 // Done is closed when the Session ends: when Close is called, or when a
 // server refused its credentials on a reconnect, after which it cannot go on
 // (EventError with ErrAuthFailed says so).
-func (s *Session) Done() <-chan struct{} { return s.ended }
+func (s *Session) Done() <-chan struct{} {
+	if !s.made() {
+		return doneCtx.Done()
+	}
+	return s.ended
+}
 
 // WhoAmI returns the identities the server holds for this session, as
 // "scheme:user" ("ip:127.0.0.1", "digest:orders"). It needs ZooKeeper 3.7 or
 // newer (ErrUnimplemented before).
 func (s *Session) WhoAmI(ctx context.Context) ([]string, error) {
+	if !s.made() {
+		return nil, opError("whoami", "", errNotMade)
+	}
 	infos, err := s.zk.WhoAmI(ctx)
 	if err != nil {
 		return nil, s.opErr("whoami", "", err)
@@ -316,6 +344,9 @@ func (s *Session) WhoAmI(ctx context.Context) ([]string, error) {
 // even when ZooKeeper is unreachable. It is idempotent and always returns
 // nil.
 func (s *Session) Close() error {
+	if !s.made() {
+		return nil
+	}
 	s.closeOnce.Do(func() {
 		deadline := time.Now().Add(closeBudget)
 		close(s.closing)
