@@ -428,3 +428,28 @@ func TestHostileServerFloodsBigFrames(t *testing.T) {
 		t.Errorf("peak heap %d MB while %d frames of %d MB came, want a few frames' worth", peak>>20, count, maxFrame>>20)
 	}
 }
+
+// Connect's error says what became of a server that took the handshake but
+// never answered the authentication, or hung up before it was answered;
+// it said "not tried".
+func TestConnectErrorNamesTheUnansweredAuth(t *testing.T) {
+	for _, hangUp := range []bool{false, true} {
+		_, addr := hostile(t, func(c *sconn) {
+			if c.handshake(3000, 5) != nil || hangUp {
+				return
+			}
+			for { // auth and pings: no answer
+				if _, err := c.readFrame(); err != nil {
+					return
+				}
+			}
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		_, err := Connect(ctx, Config{Servers: []string{addr}, SessionTimeout: 3 * time.Second, Auth: []Auth{{"digest", []byte("u:p")}}})
+		cancel()
+		if err == nil || strings.Contains(err.Error(), "not tried") || !strings.Contains(err.Error(), "authentication") {
+			t.Errorf("hang up %v: Connect's error: %v", hangUp, err)
+		}
+		t.Log(err)
+	}
+}

@@ -205,6 +205,9 @@ func (o *owner) finish(err error) {
 		}
 		o.attempt = nil
 	}
+	if o.conn != nil && !o.ready {
+		o.reasons[o.conn.addr] = errors.New("connected, but the authentication was not answered")
+	}
 	o.dropConn()
 	o.failPending(err)
 	o.failQueued(err)

@@ -415,6 +415,9 @@ var pingFrame = []byte{0, 0, 0, 8, 0xff, 0xff, 0xff, 0xfe, 0, 0, 0, byte(opPing)
 // queued ones wait for the next connection.
 func (o *owner) lost(err error) {
 	o.c.log.Debug("zk: connection lost", "server", o.conn.addr, "err", err)
+	if !o.ready { // only authentication is answered before ready
+		o.reasons[o.conn.addr] = fmt.Errorf("connected, but the connection was lost before the authentication was answered: %w", err)
+	}
 	o.dropConn()
 	o.failPending(ErrConnectionLoss)
 	if o.closing {
