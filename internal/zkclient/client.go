@@ -120,6 +120,14 @@ type request struct {
 	add    *Watcher   // persistent watch to register on success
 	remove *Watcher   // persistent watch to drop before sending
 	nops   int        // multi: number of ops
+
+	// Under the owner's mu: abandoned, the caller stopped waiting (its ctx
+	// ended before it took a reply), so nothing the reply would register
+	// is; held, the path whose watch registry waits for this reply (see
+	// owner.hold).
+	abandoned bool
+	held      string
+	heldKind  holdKind
 }
 
 // reply is what a caller gets back: the server's zxid, the error (server code
@@ -247,6 +255,7 @@ func (c *Client) release(r *request) {
 		r.buf = nil
 	}
 	r.ctx, r.watch, r.add, r.remove, r.nops = nil, watchReg{}, nil, nil, 0
+	r.abandoned, r.held, r.heldKind = false, "", 0
 	c.pool.Put(r)
 }
 
@@ -289,7 +298,18 @@ func (c *Client) do(ctx context.Context, r *request) (reply, error) {
 		c.release(r)
 		return rep, nil
 	case <-ctx.Done():
-		return reply{}, ctx.Err()
+		// The reply and its registrations go together: if the owner has
+		// answered, the call succeeded (a watch it set is registered);
+		// if not, the owner will register nothing for it.
+		c.o.mu.Lock() // safe: the owner never waits for a caller
+		defer c.o.mu.Unlock()
+		select {
+		case rep := <-r.reply:
+			return rep, nil
+		default:
+			r.abandoned = true
+			return reply{}, ctx.Err()
+		}
 	case <-c.done:
 		select {
 		case rep := <-r.reply:

@@ -48,6 +48,7 @@ type owner struct {
 	lastSend  time.Time
 
 	watches registry
+	holds   map[string]*pathHold // paths whose registry awaits replies
 
 	closing  bool
 	closeCtx context.Context
@@ -182,6 +183,9 @@ func (o *owner) submit(r *request) {
 		r.reply <- reply{err: ErrClosed}
 		return
 	}
+	if o.park(r) {
+		return
+	}
 	if (r.add != nil || r.remove != nil) && !o.persistentChange(r) {
 		return
 	}
@@ -212,7 +216,9 @@ func (o *owner) persistentChange(r *request) bool {
 		path = r.add.path
 		if o.watches.modeNeeded(path) == addWatchPersistentRecursive || !r.add.recursive && o.watches.modeNeeded(path) == addWatchPersistent {
 			// Covered by what the server holds (or will, when connected).
-			o.watches.addWatcher(r.add)
+			if !r.abandoned {
+				o.watches.addWatcher(r.add)
+			}
 			r.reply <- reply{}
 			return false
 		}
@@ -257,6 +263,7 @@ func (o *owner) send(r *request) {
 			// The persistent registration reports what this watch needs;
 			// a one-shot registration would replace it on servers < 3.9.
 			r.buf[len(r.buf)-1] = 0
+			o.hold(r, r.watch.path, holdRead)
 		}
 	}
 	x := r.xid
@@ -265,13 +272,19 @@ func (o *owner) send(r *request) {
 	case opAddWatch:
 		if r.add != nil && r.add.recursive {
 			o.watches.srv[r.add.path] = addWatchPersistentRecursive
+			o.hold(r, r.add.path, holdChange)
 		} else if r.add != nil {
 			o.watches.srv[r.add.path] = addWatchPersistent
-		} else {
+			o.hold(r, r.add.path, holdChange)
+		} else if r.remove != nil {
 			o.watches.srv[r.remove.path] = addWatchPersistent
+			o.hold(r, r.remove.path, holdChange)
 		}
 	case opRemoveWatches:
-		delete(o.watches.srv, r.remove.path)
+		if r.remove != nil {
+			delete(o.watches.srv, r.remove.path)
+			o.hold(r, r.remove.path, holdChange)
+		}
 	}
 	o.write(r.buf)
 	o.pending.push(r)
@@ -343,7 +356,7 @@ func (o *owner) handle(f frame) {
 		}
 		return
 	}
-	if r.ctx.Err() == nil {
+	if !r.abandoned {
 		if r.watch.ch != nil {
 			switch {
 			case err == nil && r.watch.kind == kindExist:
@@ -361,6 +374,7 @@ func (o *owner) handle(f frame) {
 	if r.add != nil && err != nil && o.watches.modeNeeded(r.add.path) < 0 {
 		delete(o.watches.srv, r.add.path)
 	}
+	o.unhold(r) // before the reply: the caller then puts r back in the pool
 	r.reply <- reply{zxid: f.hdr.zxid, err: err, body: f.body}
 }
 
@@ -418,14 +432,14 @@ func (o *owner) lost(err error) {
 	if !o.ready { // only authentication is answered before ready
 		o.reasons[o.conn.addr] = fmt.Errorf("connected, but the connection was lost before the authentication was answered: %w", err)
 	}
+	wasReady := o.ready
+	o.ready = false // so that requests parked behind those failed now are queued
 	o.dropConn()
 	o.failPending(ErrConnectionLoss)
 	if o.closing {
 		o.finish(ErrClosed)
 		return
 	}
-	wasReady := o.ready
-	o.ready = false
 	if wasReady {
 		o.emit(Event{State: StateDisconnected, SessionID: o.sid, Err: err})
 	}
@@ -451,9 +465,100 @@ func (o *owner) dropConn() {
 func (o *owner) failPending(err error) {
 	for r := o.pending.front(); r != nil; r = o.pending.front() {
 		o.pending.pop()
+		o.unhold(r)
 		if r.reply != nil {
 			r.reply <- reply{err: err}
 		}
+	}
+}
+
+// A persistent-watch change (AddWatch, Remove) is decided from the registry
+// and the mode the server holds for its path, and so is whether a watch read
+// needs its own watch on the server or is served by a persistent one. While
+// a request that will change that state is in flight, such decisions would
+// be made on a guess: an AddWatch would be sent that replaces a recursive
+// watch still being added (one mode per path on servers before 3.9), or a
+// removeWatches would drop the watch that an unanswered read relies on. So
+// the requests that would decide wait (park) until their path has no such
+// request in flight, in the order they came.
+
+// holdKind is what a request in flight holds on its path.
+type holdKind uint8
+
+const (
+	holdChange holdKind = iota + 1 // addWatch or removeWatches: changes the server's mode
+	holdRead                       // a watch read sent without its flag, relying on a persistent watch
+)
+
+// pathHold is a path's requests in flight that hold it, and those parked.
+type pathHold struct {
+	changing, reading int
+	parked            []*request
+}
+
+// hold records that r, being sent, holds path.
+func (o *owner) hold(r *request, path string, kind holdKind) {
+	if o.holds == nil {
+		o.holds = make(map[string]*pathHold)
+	}
+	h := o.holds[path]
+	if h == nil {
+		h = &pathHold{}
+		o.holds[path] = h
+	}
+	if kind == holdChange {
+		h.changing++
+	} else {
+		h.reading++
+	}
+	r.held, r.heldKind = path, kind
+}
+
+// park parks r if it must wait for its path's requests in flight (or
+// behind others parked there), and reports whether it did.
+func (o *owner) park(r *request) bool {
+	var path string
+	switch {
+	case r.add != nil:
+		path = r.add.path
+	case r.remove != nil:
+		path = r.remove.path
+	case r.watch.ch != nil:
+		path = r.watch.path
+	}
+	h := o.holds[path]
+	if h == nil {
+		return false
+	}
+	if len(h.parked) > 0 || h.changing > 0 || r.watch.ch == nil && h.reading > 0 {
+		h.parked = append(h.parked, r)
+		return true
+	}
+	return false
+}
+
+// unhold releases what r held, answered or failed; once its path has
+// nothing in flight, the requests parked there are submitted in order.
+func (o *owner) unhold(r *request) {
+	if r.heldKind == 0 {
+		return
+	}
+	path, h := r.held, o.holds[r.held]
+	if r.heldKind == holdChange {
+		h.changing--
+	} else {
+		h.reading--
+	}
+	r.held, r.heldKind = "", 0
+	if h.changing > 0 || h.reading > 0 {
+		return
+	}
+	delete(o.holds, path)
+	for _, p := range h.parked {
+		if p.abandoned && p.remove == nil { // nobody waits; a Remove still cleans up
+			continue
+		}
+		o.submit(p)
 	}
 }
 
