@@ -121,14 +121,23 @@ type request struct {
 	remove *Watcher   // persistent watch to drop before sending
 	nops   int        // multi: number of ops
 
-	// Under the owner's mu: abandoned, the caller stopped waiting (its ctx
-	// ended before it took a reply), so nothing the reply would register
-	// is; held, the path whose watch registry waits for this reply (see
-	// owner.hold).
-	abandoned bool
-	held      string
-	heldKind  holdKind
+	// state settles, once, whether what the reply registers (a watch) is
+	// kept: the owner sets it to answered before registering, a caller
+	// whose ctx ended to abandoned before leaving; whoever comes second
+	// goes along.
+	state atomic.Int32
+	// Under the owner's mu: the path whose watch registry waits for this
+	// reply, and how (see owner.hold).
+	held     string
+	heldKind holdKind
 }
+
+// Values of request.state.
+const (
+	reqPending   int32 = iota
+	reqAnswered        // the owner registers what the reply brings; the caller takes the reply
+	reqAbandoned       // the caller has left; the owner registers nothing
+)
 
 // reply is what a caller gets back: the server's zxid, the error (server code
 // or client-side), and the body after the reply header.
@@ -255,7 +264,8 @@ func (c *Client) release(r *request) {
 		r.buf = nil
 	}
 	r.ctx, r.watch, r.add, r.remove, r.nops = nil, watchReg{}, nil, nil, 0
-	r.abandoned, r.held, r.heldKind = false, "", 0
+	r.state.Store(reqPending)
+	r.held, r.heldKind = "", 0
 	c.pool.Put(r)
 }
 
@@ -299,17 +309,16 @@ func (c *Client) do(ctx context.Context, r *request) (reply, error) {
 		return rep, nil
 	case <-ctx.Done():
 		// The reply and its registrations go together: if the owner has
-		// answered, the call succeeded (a watch it set is registered);
-		// if not, the owner will register nothing for it.
-		c.o.mu.Lock() // safe: the owner never waits for a caller
-		defer c.o.mu.Unlock()
-		select {
-		case rep := <-r.reply:
-			return rep, nil
-		default:
-			r.abandoned = true
+		// answered, the call succeeds (a watch it set is registered; the
+		// reply follows at once); if not, the owner will register nothing
+		// for it. (No lock: a call made on the owner's goroutine, from a
+		// callback, must still end with its ctx.)
+		if r.state.CompareAndSwap(reqPending, reqAbandoned) {
 			return reply{}, ctx.Err()
 		}
+		rep := <-r.reply
+		c.release(r)
+		return rep, nil
 	case <-c.done:
 		select {
 		case rep := <-r.reply:

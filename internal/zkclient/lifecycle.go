@@ -107,11 +107,11 @@ func (o *owner) established() {
 	q := o.queue
 	o.queue = nil
 	for _, r := range q {
-		if err := r.ctx.Err(); err != nil {
+		if err := r.ctx.Err(); err != nil && r.remove == nil { // a Remove still cleans up
 			r.reply <- reply{err: err}
 			continue
 		}
-		o.send(r)
+		o.submit(r)
 	}
 }
 

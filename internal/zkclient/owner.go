@@ -186,6 +186,12 @@ func (o *owner) submit(r *request) {
 	if o.park(r) {
 		return
 	}
+	if !o.ready {
+		// Decided when sent: the registry and the server's modes are
+		// known then, and holds apply.
+		o.sendOrQueue(r)
+		return
+	}
 	if (r.add != nil || r.remove != nil) && !o.persistentChange(r) {
 		return
 	}
@@ -216,7 +222,7 @@ func (o *owner) persistentChange(r *request) bool {
 		path = r.add.path
 		if o.watches.modeNeeded(path) == addWatchPersistentRecursive || !r.add.recursive && o.watches.modeNeeded(path) == addWatchPersistent {
 			// Covered by what the server holds (or will, when connected).
-			if !r.abandoned {
+			if r.state.CompareAndSwap(reqPending, reqAnswered) {
 				o.watches.addWatcher(r.add)
 			}
 			r.reply <- reply{}
@@ -356,8 +362,13 @@ func (o *owner) handle(f frame) {
 		}
 		return
 	}
-	if !r.abandoned {
-		if r.watch.ch != nil {
+	if r.state.CompareAndSwap(reqPending, reqAnswered) {
+		if _, held := o.watches.srv[r.watch.path]; r.watch.ch != nil && r.heldKind == holdRead && !held && (err == nil || err == ErrNoNode && r.watch.kind == kindExist) {
+			// Sent relying on a persistent watch the server turned out
+			// not to hold (setWatches refused): nothing will fire.
+			r.watch.ch <- WatchEvent{Type: EventLost, Path: o.strip(r.watch.path), Err: ErrConnectionLoss}
+			close(r.watch.ch)
+		} else if r.watch.ch != nil {
 			switch {
 			case err == nil && r.watch.kind == kindExist:
 				o.watches.addOneShot(kindData, r.watch.path, r.watch.ch)
@@ -555,7 +566,7 @@ func (o *owner) unhold(r *request) {
 	}
 	delete(o.holds, path)
 	for _, p := range h.parked {
-		if p.abandoned && p.remove == nil { // nobody waits; a Remove still cleans up
+		if p.state.Load() == reqAbandoned && p.remove == nil { // nobody waits; a Remove still cleans up
 			continue
 		}
 		o.submit(p)
@@ -600,7 +611,7 @@ func (f *fifo) pop() {
 func (o *owner) pruneQueue() {
 	q := o.queue[:0]
 	for _, r := range o.queue {
-		if err := r.ctx.Err(); err != nil {
+		if err := r.ctx.Err(); err != nil && r.remove == nil {
 			r.reply <- reply{err: err}
 			continue
 		}

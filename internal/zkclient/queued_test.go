@@ -1,0 +1,317 @@
+package zkclient
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// queuedLen waits until n requests are queued for a connection.
+func queuedLen(c *Client, n int) {
+	ownerState(c, func() bool { return len(c.o.queue) == n })
+}
+
+// AddWatch(recursive) then AddWatch(plain) on one path, both queued while
+// disconnected: both were decided when queued and sent on reconnect, and
+// the plain one replaced the recursive one on a 3.8 server.
+func TestQueuedAddWatchesKeepTheRecursiveOne(t *testing.T) {
+	c, ev, p, direct := proxied(t, Config{SessionTimeout: 4 * time.Second})
+	ctx := ctxT(t)
+	if _, _, err := c.Create(ctx, "/q", nil, all, Persistent, 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Create(ctx, "/q/a", nil, all, Persistent, 0); err != nil {
+		t.Fatal(err)
+	}
+	p.Cut()
+	ev.await(t, StateDisconnected)
+	recCh := make(chan *Watcher, 1)
+	go func() {
+		w, err := c.AddWatch(ctx, "/q", true)
+		if err != nil {
+			t.Error(err)
+		}
+		recCh <- w
+	}()
+	queuedLen(c, 1)
+	plainDone := make(chan struct{})
+	go func() {
+		defer close(plainDone)
+		if _, err := c.AddWatch(ctx, "/q", false); err != nil {
+			t.Error(err)
+		}
+	}()
+	queuedLen(c, 2)
+	p.Heal()
+	rec := <-recCh
+	<-plainDone
+	if rec == nil {
+		t.Fatal("no watcher")
+	}
+	if _, err := direct.Set(ctx, "/q/a", []byte("x"), -1); err != nil {
+		t.Fatal(err)
+	}
+	barrier(t, c, "/q-barrier")
+	if evs := rec.Take(); len(evs) != 1 {
+		c.o.mu.Lock()
+		t.Logf("srv[/q] = %d", c.o.watches.srv["/q"])
+		c.o.mu.Unlock()
+		t.Fatalf("recursive watcher got %+v, want NodeDataChanged /q/a", evs)
+	}
+}
+
+// GetW then Remove of the path's persistent watch, both queued while
+// disconnected: the Remove was decided when queued (no one-shot yet), so
+// removeWatches went out after the GetW (sent with its flag) and removed
+// the GetW's watch on the server: GetW succeeded with a dead channel.
+func TestQueuedRemoveSparesAQueuedGetW(t *testing.T) {
+	c, ev, p, direct := proxied(t, Config{SessionTimeout: 4 * time.Second})
+	ctx := ctxT(t)
+	if _, _, err := c.Create(ctx, "/g", nil, all, Persistent, 0); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c.AddWatch(ctx, "/g", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Cut()
+	ev.await(t, StateDisconnected)
+	chCh := make(chan (<-chan WatchEvent), 1)
+	go func() {
+		_, _, ch, err := c.GetW(ctx, "/g")
+		if err != nil {
+			t.Error(err)
+		}
+		chCh <- ch
+	}()
+	queuedLen(c, 1)
+	remDone := make(chan struct{})
+	go func() {
+		defer close(remDone)
+		if err := w.Remove(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	queuedLen(c, 2)
+	p.Heal()
+	ch := <-chCh
+	<-remDone
+	if ch == nil {
+		t.Fatal("no channel")
+	}
+	if _, err := direct.Set(ctx, "/g", []byte("x"), -1); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-ch:
+		t.Logf("fired: %+v", ev)
+	case <-time.After(3 * time.Second):
+		t.Fatal("GetW succeeded but its watch did not fire on Set: removed by the queued Remove")
+	}
+}
+
+// A call made from OnEvent with a deadline (documented as forbidden) ends
+// at its deadline. When a caller whose ctx ended took the owner's mu to
+// settle its reply, this one, on the owner goroutine, deadlocked.
+func TestCallFromOnEventEndsWithItsCtx(t *testing.T) {
+	_, addr := hostile(t, func(c *sconn) {
+		if c.handshake(3000, 5) != nil {
+			return
+		}
+		c.serve(func(xid, op int32, body []byte) []byte {
+			if op == opSync {
+				return nil
+			}
+			return replyF(xid, int32(ErrNoNode))
+		})
+	})
+	var cl atomic.Pointer[Client]
+	returned := make(chan error, 1)
+	cfg := Config{Servers: []string{addr}, SessionTimeout: 3 * time.Second,
+		OnEvent: func(ev Event) {
+			c := cl.Load()
+			if c == nil || ev.State != StateConnected {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			err := c.Sync(ctx, "/x") // never answered: ends with ctx
+			returned <- err
+		}}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	c, err := Connect(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.Store(c)
+	// Make a reconnect happen: a protocol error (a reply to nothing).
+	c.o.mu.Lock()
+	c.o.lost(errors.New("test: drop"))
+	c.o.mu.Unlock()
+	select {
+	case err := <-returned:
+		t.Logf("OnEvent's call returned %v", err)
+		c.Close(ctx)
+	case <-time.After(3 * time.Second):
+		t.Fatal("the call made in OnEvent never returned: the owner deadlocked on its own mu")
+	}
+}
+
+// setWatches refused on a reconnect while a queued GetW on a path with a
+// persistent watch goes out right behind it, its watch flag cleared because
+// setWatches had registered the persistent watch: every watch got EventLost,
+// but the GetW then succeeded with a watch the server did not hold, which
+// never fired.
+func TestRefusedSetWatchesLosesAReadThatReliedOnIt(t *testing.T) {
+	var conns atomic.Int64
+	gate := make(chan struct{})
+	flag := make(chan byte, 1)
+	_, addr := hostile(t, func(c *sconn) {
+		n := conns.Add(1)
+		if n == 2 {
+			select {
+			case <-gate:
+			case <-c.done:
+				return
+			}
+		}
+		if c.handshake(3000, 5) != nil {
+			return
+		}
+		for {
+			b, err := c.readFrame()
+			if err != nil || len(b) < 8 {
+				return
+			}
+			xid, op := int32(binary.BigEndian.Uint32(b)), int32(binary.BigEndian.Uint32(b[4:]))
+			switch op {
+			case opPing:
+				c.Write(replyF(xidPing, 0))
+			case opAddWatch:
+				c.Write(replyF(xid, 0))
+			case opSync:
+				return // hang up
+			case opGetData:
+				flag <- b[len(b)-1]
+				c.Write(replyF(xid, 0, i32(0), statB()))
+			case opSetWatches, opSetWatches2:
+				c.Write(replyF(xid, int32(ErrMarshalling)))
+			case opCloseSession:
+				c.Write(replyF(xid, 0))
+				return
+			}
+		}
+	})
+	c, ctx := connectScripted(t, addr)
+	if _, err := c.AddWatch(ctx, "/n", false); err != nil {
+		t.Fatal(err)
+	}
+	c.Sync(ctx, "/") // the server hangs up
+	ownerState(c, func() bool { return !c.o.ready })
+	type res struct {
+		ch  <-chan WatchEvent
+		err error
+	}
+	out := make(chan res, 1)
+	go func() {
+		_, _, ch, err := c.GetW(ctx, "/n")
+		out <- res{ch, err}
+	}()
+	queuedLen(c, 1)
+	close(gate)
+	r := <-out
+	if r.err != nil {
+		t.Fatal(r.err)
+	}
+	t.Logf("GetW sent with watch flag %d", <-flag)
+	select {
+	case ev := <-r.ch:
+		t.Logf("got %+v", ev)
+	case <-time.After(time.Second):
+		t.Fatal("GetW succeeded after setWatches was refused; its watch was sent without the flag, the server holds nothing and it got no EventLost")
+	}
+}
+
+// Concurrent watch calls on two paths, with short deadlines, across
+// connection cuts: every call returns and nothing stays held.
+func TestHoldsDrainUnderCuts(t *testing.T) {
+	c, ev, p, _ := proxied(t, Config{SessionTimeout: 4 * time.Second})
+	_ = ev
+	ctx := ctxT(t)
+	paths := []string{"/s0", "/s1"}
+	for _, q := range paths {
+		if _, _, err := c.Create(ctx, q, nil, all, Persistent, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 6 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(g), 1))
+			var ws []*Watcher
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					for _, w := range ws {
+						cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+						w.Remove(cctx)
+						cancel()
+					}
+					return
+				default:
+				}
+				q := paths[rng.IntN(len(paths))]
+				d := time.Duration(1+rng.IntN(30)) * time.Millisecond
+				cctx, cancel := context.WithTimeout(context.Background(), d)
+				switch rng.IntN(4) {
+				case 0, 1:
+					if w, err := c.AddWatch(cctx, q, rng.IntN(2) == 0); err == nil {
+						ws = append(ws, w)
+					}
+				case 2:
+					if len(ws) > 0 {
+						k := rng.IntN(len(ws))
+						ws[k].Remove(cctx)
+						ws = append(ws[:k], ws[k+1:]...)
+					}
+				case 3:
+					c.GetW(cctx, q)
+				}
+				cancel()
+			}
+		}()
+	}
+	for range 4 {
+		time.Sleep(300 * time.Millisecond)
+		p.Cut()
+		time.Sleep(100 * time.Millisecond)
+		p.Heal()
+	}
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("callers hung")
+	}
+	if err := c.Sync(ctx, "/"); err != nil {
+		t.Fatal(err)
+	}
+	c.o.mu.Lock()
+	defer c.o.mu.Unlock()
+	for k, h := range c.o.holds {
+		t.Errorf("hold left on %s: %+v", k, *h)
+	}
+	t.Logf("registry: persist %d recursive %d srv %v", len(c.o.watches.persist), len(c.o.watches.recursive), c.o.watches.srv)
+}
