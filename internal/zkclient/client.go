@@ -286,16 +286,20 @@ func (c *Client) do(ctx context.Context, r *request) (reply, error) {
 	if n := len(r.buf) - 4; n > c.cfg.MaxPacket {
 		return reply{}, fmt.Errorf("%w: %d bytes, limit %d", ErrRequestTooLarge, n, c.cfg.MaxPacket)
 	}
-	if err := ctx.Err(); err != nil {
+	if err := ctx.Err(); err != nil && r.remove == nil { // a Remove always reaches the owner: it cleans up
 		return reply{}, err
 	}
 	putLength(r.buf)
 	r.ctx = ctx
 	if !c.o.submitDirect(r) {
 		c.inReqs.Add(1)
+		ctxDone := ctx.Done()
+		if r.remove != nil {
+			ctxDone = nil // the owner drains reqs: a short wait
+		}
 		select {
 		case c.reqs <- r:
-		case <-ctx.Done():
+		case <-ctxDone:
 			c.inReqs.Add(-1)
 			return reply{}, ctx.Err()
 		case <-c.done:

@@ -186,6 +186,14 @@ func (o *owner) submit(r *request) {
 	if o.park(r) {
 		return
 	}
+	if r.remove != nil && o.conn == nil {
+		// No connection: the server holds no watch of this client, and
+		// the next setWatches names only those still registered.
+		r.remove.end()
+		o.watches.removeWatcher(r.remove)
+		r.reply <- reply{}
+		return
+	}
 	if !o.ready {
 		// Decided when sent: the registry and the server's modes are
 		// known then, and holds apply.
@@ -358,7 +366,18 @@ func (o *owner) handle(f frame) {
 			// The server holds none of them now: say so, rather than let
 			// them wait for events that will not come.
 			o.c.log.Warn("zk: re-registering watches failed", "err", err)
+			// Changes in flight were sent after setWatches: the server
+			// holds (or drops) what they say, whatever it refused.
+			keep := make(map[string]int32)
+			for p, h := range o.holds {
+				if m, ok := o.watches.srv[p]; ok && h.changing > 0 {
+					keep[p] = m
+				}
+			}
 			o.watches.lostAll(fmt.Errorf("%w: re-registering the watches: %w", ErrConnectionLoss, err), o.strip)
+			for p, m := range keep {
+				o.watches.srv[p] = m
+			}
 		}
 		return
 	}

@@ -97,7 +97,7 @@ func TestQueuedRemoveSparesAQueuedGetW(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	queuedLen(c, 2)
+	<-remDone // done at once: no connection, nothing on the server to remove
 	p.Heal()
 	ch := <-chCh
 	<-remDone
@@ -123,12 +123,22 @@ func TestCallFromOnEventEndsWithItsCtx(t *testing.T) {
 		if c.handshake(3000, 5) != nil {
 			return
 		}
-		c.serve(func(xid, op int32, body []byte) []byte {
-			if op == opSync {
-				return nil
+		for {
+			b, err := c.readFrame()
+			if err != nil || len(b) < 8 {
+				return
 			}
-			return replyF(xid, int32(ErrNoNode))
-		})
+			xid, op := int32(binary.BigEndian.Uint32(b)), int32(binary.BigEndian.Uint32(b[4:]))
+			switch op {
+			case opPing:
+				c.Write(replyF(xidPing, 0))
+			case opExists:
+				return // hang up: the client reconnects
+			case opCloseSession:
+				c.Write(replyF(xid, 0))
+				return
+			} // sync: never answered
+		}
 	})
 	var cl atomic.Pointer[Client]
 	returned := make(chan error, 1)
@@ -140,8 +150,7 @@ func TestCallFromOnEventEndsWithItsCtx(t *testing.T) {
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 			defer cancel()
-			err := c.Sync(ctx, "/x") // never answered: ends with ctx
-			returned <- err
+			returned <- c.Sync(ctx, "/x") // never answered: ends with ctx
 		}}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -150,16 +159,15 @@ func TestCallFromOnEventEndsWithItsCtx(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl.Store(c)
-	// Make a reconnect happen: a protocol error (a reply to nothing).
-	c.o.mu.Lock()
-	c.o.lost(errors.New("test: drop"))
-	c.o.mu.Unlock()
+	c.Exists(ctx, "/hang-up") // the server hangs up; on the reconnect, OnEvent calls
 	select {
 	case err := <-returned:
-		t.Logf("OnEvent's call returned %v", err)
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("OnEvent's call returned %v, want its ctx's deadline", err)
+		}
 		c.Close(ctx)
 	case <-time.After(3 * time.Second):
-		t.Fatal("the call made in OnEvent never returned: the owner deadlocked on its own mu")
+		t.Fatal("the call made in OnEvent never returned: the owner deadlocked")
 	}
 }
 
