@@ -166,6 +166,12 @@ func statB() []byte {
 // which returns the bytes to write (nil: no answer). It ends when the
 // client hangs up.
 func (c *sconn) serve(h func(xid, op int32, body []byte) []byte) {
+	c.serveOrHangUp(func(xid, op int32, body []byte) ([]byte, bool) { return h(xid, op, body), false })
+}
+
+// serveOrHangUp is serve with a handler that may also hang up, after its
+// bytes are written.
+func (c *sconn) serveOrHangUp(h func(xid, op int32, body []byte) (out []byte, hangUp bool)) {
 	for {
 		b, err := c.readFrame()
 		if err != nil || len(b) < 8 {
@@ -183,11 +189,29 @@ func (c *sconn) serve(h func(xid, op int32, body []byte) []byte) {
 			c.Write(replyF(xid, 0))
 			return
 		}
-		if out := h(xid, op, b[8:]); out != nil {
+		out, hangUp := h(xid, op, b[8:])
+		if out != nil {
 			if _, err := c.Write(out); err != nil {
 				return
 			}
 		}
+		if hangUp {
+			return
+		}
+	}
+}
+
+// secondWaits holds the server's second connection (conns counts them)
+// until gate is closed; it reports false if the server stopped first.
+func (c *sconn) secondWaits(conns *atomic.Int64, gate <-chan struct{}) bool {
+	if conns.Add(1) != 2 {
+		return true
+	}
+	select {
+	case <-gate:
+		return true
+	case <-c.done:
+		return false
 	}
 }
 
@@ -303,27 +327,15 @@ func TestHostileServerRefusesSetWatches(t *testing.T) {
 		if c.handshake(3000, 5) != nil {
 			return
 		}
-		for {
-			b, err := c.readFrame()
-			if err != nil || len(b) < 8 {
-				return
-			}
-			xid, op := int32(binary.BigEndian.Uint32(b)), int32(binary.BigEndian.Uint32(b[4:]))
+		c.serveOrHangUp(func(xid, op int32, body []byte) ([]byte, bool) {
 			switch op {
-			case opPing:
-				c.Write(replyF(xidPing, 0))
-			case opGetData:
-				c.Write(replyF(xid, 0, i32(0), statB()))
-				if first {
-					return // hang up: the client reconnects and re-registers
-				}
+			case opGetData: // hang up after the first: the client reconnects and re-registers
+				return replyF(xid, 0, i32(0), statB()), first
 			case opSetWatches, opSetWatches2:
-				c.Write(replyF(xid, int32(ErrMarshalling)))
-			case opCloseSession:
-				c.Write(replyF(xid, 0))
-				return
+				return replyF(xid, int32(ErrMarshalling)), false
 			}
-		}
+			return nil, false
+		})
 	})
 	c, ctx := connectScripted(t, addr)
 	_, _, ch, err := c.GetW(ctx, "/n")

@@ -2,10 +2,7 @@ package zkclient
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"math/rand/v2"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -123,22 +120,9 @@ func TestCallFromOnEventEndsWithItsCtx(t *testing.T) {
 		if c.handshake(3000, 5) != nil {
 			return
 		}
-		for {
-			b, err := c.readFrame()
-			if err != nil || len(b) < 8 {
-				return
-			}
-			xid, op := int32(binary.BigEndian.Uint32(b)), int32(binary.BigEndian.Uint32(b[4:]))
-			switch op {
-			case opPing:
-				c.Write(replyF(xidPing, 0))
-			case opExists:
-				return // hang up: the client reconnects
-			case opCloseSession:
-				c.Write(replyF(xid, 0))
-				return
-			} // sync: never answered
-		}
+		c.serveOrHangUp(func(xid, op int32, body []byte) ([]byte, bool) {
+			return nil, op == opExists // hang up on exists; sync: never answered
+		})
 	})
 	var cl atomic.Pointer[Client]
 	returned := make(chan error, 1)
@@ -177,45 +161,9 @@ func TestCallFromOnEventEndsWithItsCtx(t *testing.T) {
 // but the GetW then succeeded with a watch the server did not hold, which
 // never fired.
 func TestRefusedSetWatchesLosesAReadThatReliedOnIt(t *testing.T) {
-	var conns atomic.Int64
 	gate := make(chan struct{})
 	flag := make(chan byte, 1)
-	_, addr := hostile(t, func(c *sconn) {
-		n := conns.Add(1)
-		if n == 2 {
-			select {
-			case <-gate:
-			case <-c.done:
-				return
-			}
-		}
-		if c.handshake(3000, 5) != nil {
-			return
-		}
-		for {
-			b, err := c.readFrame()
-			if err != nil || len(b) < 8 {
-				return
-			}
-			xid, op := int32(binary.BigEndian.Uint32(b)), int32(binary.BigEndian.Uint32(b[4:]))
-			switch op {
-			case opPing:
-				c.Write(replyF(xidPing, 0))
-			case opAddWatch:
-				c.Write(replyF(xid, 0))
-			case opSync:
-				return // hang up
-			case opGetData:
-				flag <- b[len(b)-1]
-				c.Write(replyF(xid, 0, i32(0), statB()))
-			case opSetWatches, opSetWatches2:
-				c.Write(replyF(xid, int32(ErrMarshalling)))
-			case opCloseSession:
-				c.Write(replyF(xid, 0))
-				return
-			}
-		}
-	})
+	addr := refusedSetWatchesServer(t, gate, flag)
 	c, ctx := connectScripted(t, addr)
 	if _, err := c.AddWatch(ctx, "/n", false); err != nil {
 		t.Fatal(err)
@@ -246,80 +194,30 @@ func TestRefusedSetWatchesLosesAReadThatReliedOnIt(t *testing.T) {
 	}
 }
 
-// Concurrent watch calls on two paths, with short deadlines, across
-// connection cuts: every call returns and nothing stays held.
-func TestHoldsDrainUnderCuts(t *testing.T) {
-	c, ev, p, _ := proxied(t, Config{SessionTimeout: 4 * time.Second})
-	_ = ev
-	ctx := ctxT(t)
-	paths := []string{"/s0", "/s1"}
-	for _, q := range paths {
-		if _, _, err := c.Create(ctx, q, nil, all, Persistent, 0); err != nil {
-			t.Fatal(err)
+// refusedSetWatchesServer is a scripted server that hangs up on a sync and
+// refuses setWatches, and whose second connection waits for gate. It
+// answers addWatch, and getData with a stat, sending each getData's watch
+// flag on flag.
+func refusedSetWatchesServer(t *testing.T, gate <-chan struct{}, flag chan<- byte) string {
+	var conns atomic.Int64
+	_, addr := hostile(t, func(c *sconn) {
+		if !c.secondWaits(&conns, gate) || c.handshake(3000, 5) != nil {
+			return
 		}
-	}
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for g := range 6 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(g), 1))
-			var ws []*Watcher
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					for _, w := range ws {
-						cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-						w.Remove(cctx)
-						cancel()
-					}
-					return
-				default:
-				}
-				q := paths[rng.IntN(len(paths))]
-				d := time.Duration(1+rng.IntN(30)) * time.Millisecond
-				cctx, cancel := context.WithTimeout(context.Background(), d)
-				switch rng.IntN(4) {
-				case 0, 1:
-					if w, err := c.AddWatch(cctx, q, rng.IntN(2) == 0); err == nil {
-						ws = append(ws, w)
-					}
-				case 2:
-					if len(ws) > 0 {
-						k := rng.IntN(len(ws))
-						ws[k].Remove(cctx)
-						ws = append(ws[:k], ws[k+1:]...)
-					}
-				case 3:
-					c.GetW(cctx, q)
-				}
-				cancel()
+		c.serveOrHangUp(func(xid, op int32, body []byte) ([]byte, bool) {
+			switch op {
+			case opAddWatch:
+				return replyF(xid, 0), false
+			case opSync:
+				return nil, true
+			case opGetData:
+				flag <- body[len(body)-1]
+				return replyF(xid, 0, i32(0), statB()), false
+			case opSetWatches, opSetWatches2:
+				return replyF(xid, int32(ErrMarshalling)), false
 			}
-		}()
-	}
-	for range 4 {
-		time.Sleep(300 * time.Millisecond)
-		p.Cut()
-		time.Sleep(100 * time.Millisecond)
-		p.Heal()
-	}
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("callers hung")
-	}
-	if err := c.Sync(ctx, "/"); err != nil {
-		t.Fatal(err)
-	}
-	c.o.mu.Lock()
-	defer c.o.mu.Unlock()
-	for k, h := range c.o.holds {
-		t.Errorf("hold left on %s: %+v", k, *h)
-	}
-	t.Logf("registry: persist %d recursive %d srv %v", len(c.o.watches.persist), len(c.o.watches.recursive), c.o.watches.srv)
+			return nil, false
+		})
+	})
+	return addr
 }

@@ -2,7 +2,6 @@ package zkclient
 
 import (
 	"context"
-	"encoding/binary"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -17,44 +16,9 @@ import (
 // was then sent with its watch flag, which replaces the persistent watch on
 // servers before 3.9 (the thing the holds and srv exist to prevent).
 func TestRefusedSetWatchesKeepsAnAddWatchInFlight(t *testing.T) {
-	var conns atomic.Int64
 	gate := make(chan struct{})
 	flag := make(chan byte, 4)
-	_, addr := hostile(t, func(c *sconn) {
-		if conns.Add(1) == 2 {
-			select {
-			case <-gate:
-			case <-c.done:
-				return
-			}
-		}
-		if c.handshake(3000, 5) != nil {
-			return
-		}
-		for {
-			b, err := c.readFrame()
-			if err != nil || len(b) < 8 {
-				return
-			}
-			xid, op := int32(binary.BigEndian.Uint32(b)), int32(binary.BigEndian.Uint32(b[4:]))
-			switch op {
-			case opPing:
-				c.Write(replyF(xidPing, 0))
-			case opAddWatch:
-				c.Write(replyF(xid, 0))
-			case opSync:
-				return // hang up
-			case opGetData:
-				flag <- b[len(b)-1]
-				c.Write(replyF(xid, 0, i32(0), statB()))
-			case opSetWatches, opSetWatches2:
-				c.Write(replyF(xid, int32(ErrMarshalling)))
-			case opCloseSession:
-				c.Write(replyF(xid, 0))
-				return
-			}
-		}
-	})
+	addr := refusedSetWatchesServer(t, gate, flag)
 	c, ctx := connectScripted(t, addr)
 	if _, err := c.AddWatch(ctx, "/a", false); err != nil { // so that setWatches is sent
 		t.Fatal(err)
@@ -123,9 +87,11 @@ func TestRemoveWithAnEndedCtxStillUnregisters(t *testing.T) {
 	}
 }
 
-// Watch calls with short deadlines across cuts, then Close: every channel a
-// successful watch call returned holds exactly one event and is closed.
-func TestOneShotContractUnderCutsAndClose(t *testing.T) {
+// Watch calls on two paths from six goroutines, with short deadlines,
+// across connection cuts, then Close: every call returns, no hold is left,
+// and every channel a successful watch call returned gets exactly one event
+// and is closed.
+func TestWatchCallsUnderCutsAndClose(t *testing.T) {
 	c, _, p, direct := proxied(t, Config{SessionTimeout: 4 * time.Second})
 	ctx := ctxT(t)
 	paths := []string{"/s0", "/s1"}
@@ -192,7 +158,21 @@ func TestOneShotContractUnderCutsAndClose(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	close(stop)
-	wg.Wait()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("callers hung")
+	}
+	if err := c.Sync(ctx, "/"); err != nil {
+		t.Fatal(err)
+	}
+	c.o.mu.Lock()
+	for k, h := range c.o.holds {
+		t.Errorf("hold left on %s: %+v", k, *h)
+	}
+	c.o.mu.Unlock()
 	cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	c.Close(cctx)
 	cancel()
@@ -229,31 +209,15 @@ func TestRemoveWhileDisconnectedUnregistersAtOnce(t *testing.T) {
 	var conns atomic.Int64
 	gate := make(chan struct{})
 	_, addr := hostile(t, func(c *sconn) {
-		if conns.Add(1) == 2 {
-			select {
-			case <-gate:
-			case <-c.done:
-				return
-			}
-		}
-		if c.handshake(3000, 5) != nil {
+		if !c.secondWaits(&conns, gate) || c.handshake(3000, 5) != nil {
 			return
 		}
-		for {
-			b, err := c.readFrame()
-			if err != nil || len(b) < 8 {
-				return
+		c.serveOrHangUp(func(xid, op int32, body []byte) ([]byte, bool) {
+			if op == opSync {
+				return nil, true // hang up
 			}
-			xid, op := int32(binary.BigEndian.Uint32(b)), int32(binary.BigEndian.Uint32(b[4:]))
-			switch op {
-			case opPing:
-				c.Write(replyF(xidPing, 0))
-			case opSync:
-				return // hang up
-			default:
-				c.Write(replyF(xid, 0))
-			}
-		}
+			return replyF(xid, 0), false
+		})
 	})
 	c, ctx := connectScripted(t, addr)
 	w, err := c.AddWatch(ctx, "/p", false)
