@@ -282,23 +282,17 @@ func (o *owner) send(r *request) {
 	}
 	x := r.xid
 	r.buf[4], r.buf[5], r.buf[6], r.buf[7] = byte(x>>24), byte(x>>16), byte(x>>8), byte(x)
-	switch r.op {
-	case opAddWatch:
-		if r.add != nil && r.add.recursive {
-			o.watches.srv[r.add.path] = addWatchPersistentRecursive
-			o.hold(r, r.add.path, holdChange)
-		} else if r.add != nil {
-			o.watches.srv[r.add.path] = addWatchPersistent
-			o.hold(r, r.add.path, holdChange)
-		} else if r.remove != nil {
-			o.watches.srv[r.remove.path] = addWatchPersistent
-			o.hold(r, r.remove.path, holdChange)
+	if (r.op == opAddWatch || r.op == opRemoveWatches) && (r.add != nil || r.remove != nil) {
+		path := r.registryPath()
+		switch {
+		case r.op == opRemoveWatches:
+			delete(o.watches.srv, path)
+		case r.add != nil && r.add.recursive:
+			o.watches.srv[path] = addWatchPersistentRecursive
+		default: // a plain AddWatch, or a Remove's downgrade to one
+			o.watches.srv[path] = addWatchPersistent
 		}
-	case opRemoveWatches:
-		if r.remove != nil {
-			delete(o.watches.srv, r.remove.path)
-			o.hold(r, r.remove.path, holdChange)
-		}
+		o.hold(r, path, holdChange)
 	}
 	o.write(r.buf)
 	o.pending.push(r)
@@ -318,10 +312,7 @@ func (o *owner) handle(f frame) {
 		o.lost(f.err)
 		return
 	}
-	if !o.healthy {
-		o.healthy = true
-		o.quick.Reset() // a reconnect after this connection goes at once
-	}
+	o.frameCame()
 	switch f.hdr.xid {
 	case xidNotification:
 		if err := o.notification(f); err != nil {
@@ -408,6 +399,15 @@ func (o *owner) handle(f frame) {
 	r.reply <- reply{zxid: f.hdr.zxid, err: err, body: f.body}
 }
 
+// frameCame records that the connection carried a frame after its
+// handshake: a reconnect after it goes at once.
+func (o *owner) frameCame() {
+	if !o.healthy {
+		o.healthy = true
+		o.quick.Reset()
+	}
+}
+
 // notification delivers a watch notification to the watches it triggers,
 // or does nothing and returns why it is malformed.
 func (o *owner) notification(f frame) error {
@@ -415,10 +415,7 @@ func (o *owner) notification(f frame) error {
 	if err != nil {
 		return err
 	}
-	if !o.healthy {
-		o.healthy = true
-		o.quick.Reset() // a reconnect after this connection goes at once
-	}
+	o.frameCame() // already done if it came through handle
 	if f.hdr.zxid > 0 {
 		o.lastZxid = f.hdr.zxid
 	}
@@ -547,16 +544,7 @@ func (o *owner) hold(r *request, path string, kind holdKind) {
 // park parks r if it must wait for its path's requests in flight (or
 // behind others parked there), and reports whether it did.
 func (o *owner) park(r *request) bool {
-	var path string
-	switch {
-	case r.add != nil:
-		path = r.add.path
-	case r.remove != nil:
-		path = r.remove.path
-	case r.watch.ch != nil:
-		path = r.watch.path
-	}
-	h := o.holds[path]
+	h := o.holds[r.registryPath()]
 	if h == nil {
 		return false
 	}
@@ -565,6 +553,20 @@ func (o *owner) park(r *request) bool {
 		return true
 	}
 	return false
+}
+
+// registryPath returns the path of the watch r adds, removes or sets, ""
+// if none.
+func (r *request) registryPath() string {
+	switch {
+	case r.add != nil:
+		return r.add.path
+	case r.remove != nil:
+		return r.remove.path
+	case r.watch.ch != nil:
+		return r.watch.path
+	}
+	return ""
 }
 
 // unhold releases what r held, answered or failed; once its path has
