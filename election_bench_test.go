@@ -110,19 +110,23 @@ func ms(sorted []time.Duration, q float64) float64 {
 func p50(sorted []time.Duration) float64 { return float64(sorted[len(sorted)/2]) }
 
 type floorSampler struct {
-	a, w *zk.Conn
-	x    *zk.Conn // with three: a third session, watching too
-	path string
+	a, w  *zk.Conn
+	other *zk.Conn // if not nil, a third session with a child watch on the node
+	self  bool     // the deleting session has a child watch on it too
+	path  string
 }
 
 func newFloorSampler(b *testing.B, zkc *zktest.Cluster) *floorSampler {
 	return &floorSampler{a: zkConnect(b, zkc.Addr(0)), w: zkConnect(b, zkc.Addr(0)),
-		path: fmt.Sprintf("/bench-floor-%d", time.Now().UnixNano())}
+		path: fmt.Sprintf("/bench-floor-%d", rand.Int64())}
 }
 
+// newFloor3Sampler adds the two child watches that the deletion of an
+// election's leader fires besides its successor's: the next participant's
+// (other) and the leader's own (self).
 func newFloor3Sampler(b *testing.B, zkc *zktest.Cluster) *floorSampler {
 	f := newFloorSampler(b, zkc)
-	f.x, f.path = zkConnect(b, zkc.Addr(0)), f.path+"-3"
+	f.other, f.self = zkConnect(b, zkc.Addr(0)), true
 	return f
 }
 
@@ -134,10 +138,12 @@ func (f *floorSampler) sample() time.Duration {
 	if err != nil {
 		panic(err)
 	}
-	if f.x != nil {
-		if _, _, _, err := f.x.ChildrenW(f.path); err != nil {
+	if f.other != nil {
+		if _, _, _, err := f.other.ChildrenW(f.path); err != nil {
 			panic(err)
 		}
+	}
+	if f.self {
 		if _, _, _, err := f.a.ChildrenW(f.path); err != nil {
 			panic(err)
 		}
@@ -148,6 +154,37 @@ func (f *floorSampler) sample() time.Duration {
 	}
 	<-ch
 	return time.Since(start)
+}
+
+// BenchmarkWatchCost prices, against the floor, each watch besides the
+// successor's that the deletion of an election's leader fires: "self", the
+// leader's own child watch; "other", the next participant's, on a third
+// session; "both", which is BenchmarkFailover's floor3. The four are
+// sampled in a random order each iteration. Any election in which the next
+// leader learns it leads from the deletion alone (no read) must fire
+// "other": only a watch tells the participant after the successor that the
+// successor now leads, and the successor's hand-over does not wait for it.
+//
+//	go test -run '^$' -bench BenchmarkWatchCost -benchtime 1000x .
+func BenchmarkWatchCost(b *testing.B) {
+	zkc := zktest.Shared(b)
+	floor, self, other, both := newFloorSampler(b, zkc), newFloorSampler(b, zkc), newFloorSampler(b, zkc), newFloor3Sampler(b, zkc)
+	self.self, other.other = true, zkConnect(b, zkc.Addr(0))
+	columns := []*floorSampler{floor, self, other, both}
+	lat := make([][]time.Duration, len(columns))
+	for b.Loop() {
+		for _, k := range rand.Perm(len(columns)) {
+			lat[k] = append(lat[k], columns[k].sample())
+		}
+	}
+	for i, name := range []string{"floor", "self", "other", "both"} {
+		slices.Sort(lat[i])
+		b.ReportMetric(ms(lat[i], 0.5), name+"-p50-ms")
+		if i > 0 {
+			b.ReportMetric(p50(lat[i])/p50(lat[0]), name+"/floor")
+		}
+	}
+	b.ReportMetric(0, "ns/op")
 }
 
 type benchParticipant struct {
