@@ -259,6 +259,7 @@ func (e *election) run(ctx context.Context, joined chan<- error) {
 	e.ctx = ctx
 	defer e.out.Close()
 	defer e.releases.Close()
+	defer e.m.end() // before the channel closes: its reader sees the metric gone
 	l := &loop{s: e.s, op: "elect", path: e.path}
 	e.l = l
 	l.look = func() error { return e.check(l.st) }

@@ -118,6 +118,7 @@ func (m *memberSet) loop(op string, changed func()) *loop {
 		return false, nil
 	}
 	l.end = func(why error) {
+		m.m.end()
 		if m.w != nil && why != ErrClosed { // closing the client ends its watches
 			// Else the server would keep sending and the client queueing.
 			ctx, cancel := context.WithTimeout(bg, m.s.SessionTimeout())

@@ -38,7 +38,9 @@ const MeterName = "github.com/lighthouse-zk/lighthouse"
 // lighthouse.election.handover, per election path and participant ID;
 // lighthouse.members and lighthouse.members.changes per service; and
 // lighthouse.balancer.picks, lighthouse.balancer.errors and
-// lighthouse.balancer.excluded per service. Attribute values are bounded:
+// lighthouse.balancer.excluded per service. A participant's, a followed
+// service's and a balancer's series are reported only while the recipe
+// runs, not left at their last value. Attribute values are bounded:
 // operation names, result kinds, states, and the paths, service names and
 // IDs the application chose, never node names with sequence numbers.
 //
@@ -158,10 +160,10 @@ type metrics struct {
 	state      atomic.Value // string: the current session state
 	stateReg   metric.Registration
 
-	leader          metric.Int64Gauge
+	leader          metric.Int64ObservableGauge
 	electionChanges metric.Int64Counter
 	handover        metric.Float64Histogram
-	members         metric.Int64Gauge
+	members         metric.Int64ObservableGauge
 	memberChanges   metric.Int64Counter
 	picks           metric.Int64ObservableCounter
 	reported        metric.Int64ObservableCounter
@@ -208,7 +210,7 @@ func makeMetrics(mp metric.MeterProvider) (*metrics, error) {
 	m.stateGauge, err = meter.Int64ObservableGauge("lighthouse.session.state", u("{state}"),
 		d("1 for the session's current state, 0 for the others."))
 	check(err)
-	m.leader, err = meter.Int64Gauge("lighthouse.election.leader", u("{leader}"),
+	m.leader, err = meter.Int64ObservableGauge("lighthouse.election.leader", u("{leader}"),
 		d("1 while the participant leads the election, 0 while it does not."))
 	check(err)
 	m.electionChanges, err = meter.Int64Counter("lighthouse.election.changes", u("{change}"),
@@ -218,7 +220,7 @@ func makeMetrics(mp metric.MeterProvider) (*metrics, error) {
 		d("Time from this participant learning the leader is gone to it knowing of a leader again."),
 		metric.WithExplicitBucketBoundaries(handoverBuckets...))
 	check(err)
-	m.members, err = meter.Int64Gauge("lighthouse.members", u("{member}"),
+	m.members, err = meter.Int64ObservableGauge("lighthouse.members", u("{member}"),
 		d("Live members of the service, as last read."))
 	check(err)
 	m.memberChanges, err = meter.Int64Counter("lighthouse.members.changes", u("{change}"),

@@ -25,37 +25,47 @@ import (
 // records nothing.
 type electionMetrics struct {
 	m       *metrics
-	gauge   []metric.RecordOption
+	hist    []metric.RecordOption
 	add     []metric.AddOption
-	leading bool
-	since   time.Time // when the leader was learned gone; zero while one is known
+	leading atomic.Bool // read by lighthouse.election.leader's callback
+	since   time.Time   // when the leader was learned gone; zero while one is known
+	stop    func()      // ends the reporting of lighthouse.election.leader
 }
 
 func (em *electionMetrics) init(e *election) {
 	if em.m != nil {
 		return
 	}
-	set := metric.WithAttributeSet(attribute.NewSet(attrElection.String(e.path), attrParticipant.String(e.id)))
-	em.m, em.gauge, em.add = e.s.metrics, []metric.RecordOption{set}, []metric.AddOption{set}
+	set := attribute.NewSet(attrElection.String(e.path), attrParticipant.String(e.id))
+	em.m, em.hist, em.add = e.s.metrics, []metric.RecordOption{metric.WithAttributeSet(set)}, []metric.AddOption{metric.WithAttributeSet(set)}
+	em.stop = em.m.observe(func(o metric.Observer) {
+		v := int64(0)
+		if em.leading.Load() {
+			v = 1
+		}
+		o.ObserveInt64(em.m.leader, v, metric.WithAttributeSet(set))
+	}, em.m.leader)
+}
+
+// end stops reporting the participant, which has left the election.
+func (em *electionMetrics) end() {
+	if em.stop != nil {
+		em.stop()
+	}
 }
 
 // published records a Leadership the participant publishes.
 func (em *electionMetrics) published(e *election, l Leadership) {
 	em.init(e)
 	ctx := context.Background()
-	v := int64(0)
-	if l.IsLeader {
-		v = 1
-		if !em.leading {
-			em.m.electionChanges.Add(ctx, 1, em.add...)
-		}
+	if l.IsLeader && !em.leading.Load() {
+		em.m.electionChanges.Add(ctx, 1, em.add...)
 	}
-	em.leading = l.IsLeader
-	em.m.leader.Record(ctx, v, em.gauge...)
+	em.leading.Store(l.IsLeader)
 	switch {
 	case l.IsLeader || l.Leader != "":
 		if !em.since.IsZero() {
-			em.m.handover.Record(ctx, time.Since(em.since).Seconds(), em.gauge...)
+			em.m.handover.Record(ctx, time.Since(em.since).Seconds(), em.hist...)
 			em.since = time.Time{}
 		}
 	case em.since.IsZero():
@@ -72,11 +82,13 @@ func (em *electionMetrics) predecessorGone(e *election, ev zkclient.WatchEvent) 
 }
 
 // memberMetrics records the member set of one service as a memberSet (of a
-// Members or a Balancer) reads it. It belongs to the goroutine that owns the set.
+// Members or a Balancer) reads it. It belongs to the goroutine that owns the
+// set, but for n, which lighthouse.members' callback reads.
 type memberMetrics struct {
-	m     *metrics
-	gauge []metric.RecordOption
-	add   []metric.AddOption
+	m    *metrics
+	add  []metric.AddOption
+	n    atomic.Int64
+	stop func() // ends the reporting of lighthouse.members
 }
 
 // synced records a read of the set: n members, changed since the last
@@ -85,13 +97,21 @@ func (mm *memberMetrics) synced(f *memberSet, n int, changed, ready bool) {
 	if !changed {
 		return
 	}
+	mm.n.Store(int64(n))
 	if mm.m == nil {
 		set := metric.WithAttributeSet(attribute.NewSet(attrService.String(serviceOf(f.path))))
-		mm.m, mm.gauge, mm.add = f.s.metrics, []metric.RecordOption{set}, []metric.AddOption{set}
+		mm.m, mm.add = f.s.metrics, []metric.AddOption{set}
+		mm.stop = mm.m.observe(func(o metric.Observer) { o.ObserveInt64(mm.m.members, mm.n.Load(), set) }, mm.m.members)
 	}
-	mm.m.members.Record(context.Background(), int64(n), mm.gauge...)
 	if ready {
 		mm.m.memberChanges.Add(context.Background(), 1, mm.add...)
+	}
+}
+
+// end stops reporting the set, which nobody follows any more.
+func (mm *memberMetrics) end() {
+	if mm.stop != nil {
+		mm.stop()
 	}
 }
 
@@ -113,12 +133,21 @@ type balancerMetrics struct {
 // goroutine runs; call the function it returns when it ends.
 func (m *metrics) observeBalancer(bm *balancerMetrics, service string) (stop func()) {
 	set := metric.WithAttributeSet(attribute.NewSet(attrService.String(service)))
-	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+	return m.observe(func(o metric.Observer) {
 		o.ObserveInt64(m.picks, bm.picks.Load(), set)
 		o.ObserveInt64(m.reported, bm.reported.Load(), set)
 		o.ObserveInt64(m.excluded, bm.excluded.Load(), set)
-		return nil
 	}, m.picks, m.reported, m.excluded)
+}
+
+// observe has report called at each collection of instruments until the
+// function it returns is called: a recipe's observable instruments are
+// reported while it runs, and not left at their last value once it ends.
+func (m *metrics) observe(report func(metric.Observer), instruments ...metric.Observable) (stop func()) {
+	reg, err := m.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		report(o)
+		return nil
+	}, instruments...)
 	if err != nil {
 		return func() {}
 	}

@@ -248,6 +248,53 @@ func TestMetricMembers(t *testing.T) {
 	want(t, r, "lighthouse.members.changes", 3, svc)
 }
 
+// TestMetricGaugesEndWithTheirRecipe: a participant or a member set that
+// has ended is no longer reported, rather than left at its last value.
+func TestMetricGaugesEndWithTheirRecipe(t *testing.T) {
+	root := zktest.Shared(t).Root(t)
+	r, mp := meterT(t)
+	s := connect(t, root, WithMeterProvider(mp))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	leaderships, err := s.Elect(ctx, "/election", WithID("a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	awaitLeadership(t, leaderships, func(l Leadership) bool { return l.IsLeader })
+	if _, err := s.Register(testCtx(t), "svc", Node{ID: "a"}); err != nil {
+		t.Fatal(err)
+	}
+	members, err := s.Members(ctx, "svc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for nodes := range members {
+		if len(nodes) == 1 {
+			break
+		}
+	}
+	b, err := s.Balancer(testCtx(t), "svc", RoundRobin())
+	if err != nil {
+		t.Fatal(err)
+	}
+	el, id, svc := attrElection.String("/election"), attrParticipant.String("a"), attrService.String("svc")
+	want(t, r, "lighthouse.election.leader", 1, el, id)
+	want(t, r, "lighthouse.members", 1, svc)
+
+	cancel()
+	for range leaderships {
+	}
+	for range members {
+	}
+	if p, ok := read(t, r, "lighthouse.election.leader", el, id); ok {
+		t.Errorf("a participant that left is still reported: leader = %v", p.value)
+	}
+	want(t, r, "lighthouse.members", 1, svc) // the balancer's
+	b.Close()
+	if p, ok := read(t, r, "lighthouse.members", svc); ok {
+		t.Errorf("a service nobody follows is still reported: members = %v", p.value)
+	}
+}
+
 func TestMetricBalancer(t *testing.T) {
 	root := zktest.Shared(t).Root(t)
 	r, mp := meterT(t)
