@@ -121,7 +121,7 @@ func (m *memberSet) loop(op string, changed func()) *loop {
 		m.m.end()
 		if m.w != nil && why != ErrClosed { // closing the client ends its watches
 			// Else the server would keep sending and the client queueing.
-			ctx, cancel := context.WithTimeout(bg, m.s.SessionTimeout())
+			ctx, cancel := context.WithTimeout(bg, endWait) // it unregisters at once
 			defer cancel()
 			m.w.Remove(ctx)
 		}

@@ -51,14 +51,15 @@ func (r *Registration) ID() string {
 
 // Close removes the registration: its node is deleted at once (or, while
 // the connection is down, as soon as it is back, unless the session ends
-// first). It waits until that is under way and returns nil. It is
-// idempotent, and does the same as cancelling Register's ctx.
+// first). It waits until that is under way, at most half a second if the
+// server does not answer, and returns nil. It is idempotent, and does the
+// same as cancelling Register's ctx.
 func (r *Registration) Close() error {
 	if r == nil || r.done == nil {
 		return nil // made by no Register: nothing to remove
 	}
 	r.stop()
-	<-r.done
+	awaitEnd(r.done)
 	return nil
 }
 

@@ -598,3 +598,124 @@ func TestCloseDeletesHeldNodesBeforeTheSession(t *testing.T) {
 		}
 	}
 }
+
+// TestRecipesEndPromptlyWhileStalled: with the server silent (the
+// connection open, nothing answered), ending a recipe does not wait until
+// the client declares the connection lost (two thirds of the 10 s session
+// timeout): the cleanup it sends goes on in the session's background.
+func TestRecipesEndPromptlyWhileStalled(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t)
+	const bound = 2 * time.Second
+	session := func(t *testing.T) (*Session, *zktest.Proxy) {
+		proxy := zktest.ProxyT(t, zkc.Addr(0))
+		return connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(10*time.Second)), proxy
+	}
+	prompt := func(t *testing.T, what string, f func()) {
+		t.Helper()
+		start := time.Now()
+		f()
+		if d := time.Since(start); d > bound {
+			t.Errorf("%s took %v with the server silent", what, d)
+		}
+	}
+	t.Run("registration close", func(t *testing.T) {
+		t.Parallel()
+		s, proxy := session(t)
+		reg := register(t, s, "svc", "a")
+		proxy.Stall()
+		prompt(t, "Registration.Close", func() { reg.Close() })
+	})
+	t.Run("register ctx", func(t *testing.T) {
+		t.Parallel()
+		s, proxy := session(t)
+		proxy.Stall()
+		ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
+		defer cancel()
+		prompt(t, "Register with a 300 ms ctx", func() {
+			if _, err := s.Register(ctx, "svc", Node{ID: "b"}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Register: %v, want DeadlineExceeded", err)
+			}
+		})
+	})
+	t.Run("elect cancel", func(t *testing.T) {
+		t.Parallel()
+		s, proxy := session(t)
+		ctx, cancel := context.WithCancel(testCtx(t))
+		ch, err := s.Elect(ctx, "/e", WithID("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		awaitLeadership(t, ch, func(l Leadership) bool { return l.IsLeader })
+		proxy.Stall()
+		prompt(t, "leaving an election", func() {
+			cancel()
+			for range ch {
+			}
+		})
+	})
+	t.Run("lead cancel", func(t *testing.T) {
+		t.Parallel()
+		s, proxy := session(t)
+		ctx, cancel := context.WithCancel(testCtx(t))
+		leading := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- s.Lead(ctx, "/l", func(ctx context.Context, _ Leadership) error {
+				close(leading)
+				<-ctx.Done()
+				return nil
+			}, WithID("a"))
+		}()
+		<-leading
+		proxy.Stall()
+		prompt(t, "Lead after its ctx ends", func() {
+			cancel()
+			<-done
+		})
+	})
+	t.Run("members cancel", func(t *testing.T) {
+		t.Parallel()
+		s, proxy := session(t)
+		ctx, cancel := context.WithCancel(testCtx(t))
+		ch, err := s.Members(ctx, "svc")
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy.Stall()
+		prompt(t, "stopping Members", func() {
+			cancel()
+			for range ch {
+			}
+		})
+	})
+	t.Run("balancer close", func(t *testing.T) {
+		t.Parallel()
+		s, proxy := session(t)
+		b, err := s.Balancer(testCtx(t), "svc", RoundRobin())
+		if err != nil {
+			t.Fatal(err)
+		}
+		proxy.Stall()
+		prompt(t, "Balancer.Close", func() { b.Close() })
+	})
+	t.Run("barrier leave", func(t *testing.T) {
+		t.Parallel()
+		s, proxy := session(t)
+		b, err := s.Barrier(testCtx(t), "/b", 1, WithID("a"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.Enter(testCtx(t)); err != nil {
+			t.Fatal(err)
+		}
+		proxy.Stall()
+		ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
+		defer cancel()
+		prompt(t, "Barrier.Leave with a 300 ms ctx", func() {
+			if err := b.Leave(ctx); !errors.Is(err, context.DeadlineExceeded) {
+				t.Errorf("Leave: %v, want DeadlineExceeded", err)
+			}
+		})
+	})
+}
