@@ -47,7 +47,8 @@ func WithSessionTimeout(d time.Duration) Option {
 
 // WithDialTimeout bounds each attempt to reach one server: opening the TCP
 // connection, the TLS handshake and ZooKeeper's handshake (default: a third
-// of the session timeout, the granted one once the server has granted one).
+// of the session timeout, the granted one once the server has granted one,
+// and at least 1 s before that).
 // A server that accepts connections but does not answer costs at most this
 // before the next one is tried.
 func WithDialTimeout(d time.Duration) Option {

@@ -719,3 +719,22 @@ func TestRecipesEndPromptlyWhileStalled(t *testing.T) {
 		})
 	})
 }
+
+// TestTinySessionTimeoutStillConnects: the server lengthens a session
+// timeout below its minimum, so asking for one (even 10 ns, a slip for
+// 10 s) must not make each attempt's limit too short to connect at all.
+func TestTinySessionTimeoutStillConnects(t *testing.T) {
+	zkc := zktest.Shared(t)
+	for _, d := range []time.Duration{10, 3 * time.Millisecond} {
+		ctx, cancel := context.WithTimeout(testCtx(t), 10*time.Second)
+		s, err := Connect(ctx, zkc.Addr(0), WithSessionTimeout(d))
+		cancel()
+		if err != nil {
+			t.Fatalf("WithSessionTimeout(%v): %v", d, err)
+		}
+		if got := s.SessionTimeout(); got < d {
+			t.Errorf("WithSessionTimeout(%v): granted %v", d, got)
+		}
+		s.Close()
+	}
+}

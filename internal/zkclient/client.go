@@ -50,9 +50,10 @@ type Config struct {
 	SessionTimeout time.Duration
 	// ConnectTimeout bounds one attempt to reach a server: dial, TLS and
 	// ZooKeeper handshake. Default: a third of the session timeout (the one
-	// the server granted, once it has granted one), so that an attempt on a
-	// server that accepts but does not answer (one still starting) leaves
-	// time to retry before the session expires.
+	// the server granted, once it has granted one; before that, at least
+	// minConnectTimeout), so that an attempt on a server that accepts but
+	// does not answer (one still starting) leaves time to retry before the
+	// session expires.
 	ConnectTimeout time.Duration
 	// Dial dials a server; nil uses a net.Dialer.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
@@ -173,7 +174,10 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 	cfg.SessionTimeout = min(cfg.SessionTimeout, MaxSessionTimeout)
 	connectDefault := cfg.ConnectTimeout <= 0
 	if connectDefault {
-		cfg.ConnectTimeout = cfg.SessionTimeout / 3
+		// At least minConnectTimeout: until a server grants a timeout, a
+		// tiny one asked for (which the server would lengthen) must not
+		// leave an attempt too little time to be answered at all.
+		cfg.ConnectTimeout = max(cfg.SessionTimeout/3, minConnectTimeout)
 	}
 	if cfg.MaxPacket <= 0 {
 		cfg.MaxPacket = defaultMaxPacket
@@ -207,6 +211,10 @@ func Connect(ctx context.Context, cfg Config) (*Client, error) {
 		return nil, c.endErr
 	}
 }
+
+// minConnectTimeout is the least default ConnectTimeout before a session
+// is granted.
+const minConnectTimeout = time.Second
 
 // Close ends the session (closeSession, if connected, waiting for its reply
 // until ctx ends), closes the connection and ends every goroutine of the
