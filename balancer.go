@@ -65,8 +65,8 @@ type pickerBox struct{ Picker }
 // It runs one goroutine, which reads membership changes as Members does and
 // never blocks the session.
 func (s *Session) Balancer(ctx context.Context, service string, strategy Strategy, opts ...BalancerOption) (*Balancer, error) {
-	if !s.made() {
-		return nil, opError("balancer", service, errNotMade)
+	if err := s.usable(ctx); err != nil {
+		return nil, opError("balancer", service, err)
 	}
 	o := balancerOptions{threshold: defaultDownThreshold, window: defaultDownWindow, duration: defaultDownDuration}
 	for _, opt := range opts {

@@ -68,8 +68,8 @@ type Barrier struct {
 // still counts. Rounds kept apart by path ("/jobs/reindex/round-42") need no
 // such care.
 func (s *Session) Barrier(ctx context.Context, path string, count int, opts ...RecipeOption) (*Barrier, error) {
-	if !s.made() {
-		return nil, opError("barrier", path, errNotMade)
+	if err := s.usable(ctx); err != nil {
+		return nil, opError("barrier", path, err)
 	}
 	if count < 1 {
 		return nil, opError("barrier", path, fmt.Errorf("%w: %d", ErrInvalidCount, count))
@@ -210,6 +210,9 @@ func (b *Barrier) Leave(ctx context.Context) error {
 }
 
 func (b *Barrier) take(ctx context.Context) error {
+	if ctx == nil {
+		return errNilCtx
+	}
 	select {
 	case b.turn <- struct{}{}:
 		return nil
@@ -492,7 +495,7 @@ func (b *Barrier) exists(ctx context.Context, path string) (bool, *Stat, error) 
 
 // existsW sets a raw watch, waited on directly by wait.
 func (b *Barrier) existsW(ctx context.Context, path string) (bool, *Stat, <-chan zkclient.WatchEvent, error) {
-	if err := b.s.check("exists", path); err != nil {
+	if err := b.s.check(ctx, "exists", path); err != nil {
 		return false, nil, nil, err
 	}
 	st, ch, err := b.s.zk.ExistsW(ctx, path)

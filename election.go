@@ -107,8 +107,8 @@ var doneCtx = func() context.Context {
 // Token. After expiry the participant rejoins, at the back, on the new
 // session.
 func (s *Session) Elect(ctx context.Context, path string, opts ...RecipeOption) (<-chan Leadership, error) {
-	if !s.made() {
-		return nil, opError("elect", path, errNotMade)
+	if err := s.usable(ctx); err != nil {
+		return nil, opError("elect", path, err)
 	}
 	o, err := newRecipeOptions(opts)
 	if err != nil {

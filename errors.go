@@ -46,7 +46,8 @@ var (
 
 	// ErrInvalidConnectString: the connect string is empty or malformed.
 	ErrInvalidConnectString = errors.New("invalid connect string")
-	// ErrInvalidOption: an option has a value that cannot work.
+	// ErrInvalidOption: an option, or an argument such as a ctx or a
+	// function, has a value that cannot work (nil, say).
 	ErrInvalidOption = errors.New("invalid option")
 	// ErrInvalidPath: a path breaks ZooKeeper's rules (see ValidatePath).
 	ErrInvalidPath = errors.New("invalid path")

@@ -77,14 +77,15 @@ func (e Event) String() string {
 const eventBuffer = 256
 
 // Events subscribes to the session's events (and its recipes') until ctx ends
-// or the session is closed; then the channel is closed.
+// or the session is closed; then the channel is closed (at once for a nil
+// ctx).
 //
 // A slow or absent reader never blocks the session: each subscriber has a
 // buffer of 256 events, and when it is full the oldest undelivered event is
 // dropped. The next event delivered says how many were dropped (Dropped).
 // Events are in the order they happened.
 func (s *Session) Events(ctx context.Context) <-chan Event {
-	if !s.made() {
+	if !s.made() || ctx == nil {
 		ch := make(chan Event)
 		close(ch)
 		return ch

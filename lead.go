@@ -77,8 +77,8 @@ func WithGracePeriod(d time.Duration) LeadOption { return gracePeriod(d) }
 // returns an *OpError wrapping ErrGraceExceeded. Lead never returns while
 // fn runs, and fn never runs twice at once.
 func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Context, l Leadership) error, opts ...LeadOption) error {
-	if !s.made() {
-		return opError("lead", path, errNotMade)
+	if err := s.usable(ctx); err != nil {
+		return opError("lead", path, err)
 	}
 	o := leadOptions{grace: DefaultGracePeriod}
 	for _, opt := range opts {

@@ -78,6 +78,9 @@ func (r *Registration) Update(ctx context.Context, data []byte) error {
 	if r == nil || r.done == nil {
 		return opError("update", "", errNotMade)
 	}
+	if ctx == nil {
+		return opError("update", r.path, errNilCtx)
+	}
 	data, err := r.encode(data)
 	if err != nil {
 		return opError("update", r.path, err)
@@ -128,8 +131,8 @@ func (r *Registration) Update(ctx context.Context, data []byte) error {
 // With CuratorFormat the node is in Curator's registry and n.Data must be a
 // Curator ServiceInstance; see there.
 func (s *Session) Register(ctx context.Context, service string, n Node, opts ...RegistryOption) (*Registration, error) {
-	if !s.made() {
-		return nil, opError("register", service, errNotMade)
+	if err := s.usable(ctx); err != nil {
+		return nil, opError("register", service, err)
 	}
 	o, err := newRegistryOptions(opts)
 	if err != nil {
@@ -406,6 +409,9 @@ func (s *Session) MemberSets(ctx context.Context, service string, opts ...Regist
 // follow runs the goroutine of Members and MemberSets, which deliver
 // value(m) each time the set changes.
 func follow[T any](ctx context.Context, s *Session, op, service string, opts []RegistryOption, value func(*memberSet) T) (<-chan T, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, opError(op, service, err)
+	}
 	o, err := newRegistryOptions(opts)
 	if err != nil {
 		return nil, opError(op, "", err)
@@ -429,6 +435,9 @@ func follow[T any](ctx context.Context, s *Session, op, service string, opts []R
 // sorted (none if nothing was ever registered). A service whose last
 // instance left may stay listed until the server removes its node.
 func (s *Session) Services(ctx context.Context, opts ...RegistryOption) ([]string, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, opError("services", "", err)
+	}
 	o, err := newRegistryOptions(opts)
 	if err != nil {
 		return nil, opError("services", "", err)
@@ -448,6 +457,9 @@ func (s *Session) Services(ctx context.Context, opts ...RegistryOption) ([]strin
 // (none if the service does not exist). With CuratorFormat, instances
 // that do not decode are left out, each with an EventError.
 func (s *Session) Instances(ctx context.Context, service string, opts ...RegistryOption) ([]Node, error) {
+	if err := s.usable(ctx); err != nil {
+		return nil, opError("instances", service, err)
+	}
 	o, err := newRegistryOptions(opts)
 	if err != nil {
 		return nil, opError("instances", "", err)
@@ -456,7 +468,7 @@ func (s *Session) Instances(ctx context.Context, service string, opts ...Registr
 	if err != nil {
 		return nil, opError("instances", "", err)
 	}
-	if err := s.check("instances", path); err != nil {
+	if err := s.check(ctx, "instances", path); err != nil {
 		return nil, err
 	}
 	ids, _, err := s.zk.Children(ctx, path)

@@ -23,7 +23,7 @@ type Participant struct {
 // Participants returns the participants of the election at path in queue
 // order, the leader first. It does not join the election.
 func (s *Session) Participants(ctx context.Context, path string) ([]Participant, error) {
-	if err := s.check("participants", path); err != nil {
+	if err := s.check(ctx, "participants", path); err != nil {
 		return nil, err
 	}
 	children, _, err := s.zk.Children(ctx, path)

@@ -44,13 +44,14 @@ func (s *Session) checkWrite(path string, data []byte, acl []zkclient.ACL) error
 // AnyVersion matches every version in Set and Delete.
 const AnyVersion int32 = -1
 
-// check validates an operation's path and that the session is open.
-func (s *Session) check(op, path string) error {
+// check validates an operation's ctx and path, and that the session is
+// open.
+func (s *Session) check(ctx context.Context, op, path string) error {
 	if err := validatePath(path); err != nil {
 		return &OpError{Op: op, Path: path, Err: err}
 	}
-	if !s.made() {
-		return &OpError{Op: op, Path: path, Err: errNotMade}
+	if err := s.usable(ctx); err != nil {
+		return &OpError{Op: op, Path: path, Err: err}
 	}
 	if s.isClosing() {
 		return &OpError{Op: op, Path: path, Err: ErrClosed}
@@ -140,8 +141,8 @@ const MaxTTL = (1<<40 - 1) * time.Millisecond
 // Create makes a node at path with data and returns its path (for
 // sequential modes, the name with the counter ZooKeeper appended).
 func (s *Session) Create(ctx context.Context, path string, data []byte, mode CreateMode, opts ...CreateOption) (string, error) {
-	if !s.made() {
-		return "", opError("create", path, errNotMade)
+	if err := s.usable(ctx); err != nil {
+		return "", opError("create", path, err)
 	}
 	cm, err := mode.client()
 	if err != nil {
@@ -157,7 +158,7 @@ func (s *Session) Create(ctx context.Context, path string, data []byte, mode Cre
 	if path == "/" {
 		return "", &OpError{Op: "create", Path: path, Err: ErrNodeExists}
 	}
-	if err := s.check("create", path); err != nil {
+	if err := s.check(ctx, "create", path); err != nil {
 		return "", err
 	}
 	p, _, err := s.zk.Create(ctx, path, data, o.acl, cm, o.ttl)
@@ -189,7 +190,7 @@ func (s *Session) createParents(ctx context.Context, path string, mode zkclient.
 
 // Get returns a node's data and stat.
 func (s *Session) Get(ctx context.Context, path string) ([]byte, *Stat, error) {
-	if err := s.check("get", path); err != nil {
+	if err := s.check(ctx, "get", path); err != nil {
 		return nil, nil, err
 	}
 	data, st, err := s.zk.Get(ctx, path)
@@ -203,13 +204,13 @@ func (s *Session) Get(ctx context.Context, path string) ([]byte, *Stat, error) {
 // any), and returns the new stat. A mismatch gives ErrBadVersion: this is
 // ZooKeeper's compare-and-set.
 func (s *Session) Set(ctx context.Context, path string, data []byte, version int32) (*Stat, error) {
-	if !s.made() {
-		return nil, opError("set", path, errNotMade)
+	if err := s.usable(ctx); err != nil {
+		return nil, opError("set", path, err)
 	}
 	if err := s.checkWrite(path, data, nil); err != nil {
 		return nil, &OpError{Op: "set", Path: path, Err: err}
 	}
-	if err := s.check("set", path); err != nil {
+	if err := s.check(ctx, "set", path); err != nil {
 		return nil, err
 	}
 	st, err := s.zk.Set(ctx, path, data, version)
@@ -222,7 +223,7 @@ func (s *Session) Set(ctx context.Context, path string, data []byte, version int
 // Delete deletes a node if its version is version (AnyVersion for any).
 // A node with children gives ErrNotEmpty; see DeleteAll.
 func (s *Session) Delete(ctx context.Context, path string, version int32) error {
-	if err := s.check("delete", path); err != nil {
+	if err := s.check(ctx, "delete", path); err != nil {
 		return err
 	}
 	return s.opErr("delete", path, s.zk.Delete(ctx, path, version))
@@ -231,7 +232,7 @@ func (s *Session) Delete(ctx context.Context, path string, version int32) error 
 // DeleteAll deletes a node and everything under it. A node already gone is
 // not an error. Children created while it runs are deleted too.
 func (s *Session) DeleteAll(ctx context.Context, path string) error {
-	if err := s.check("delete", path); err != nil {
+	if err := s.check(ctx, "delete", path); err != nil {
 		return err
 	}
 	return s.opErr("delete", path, s.deleteAll(ctx, path))
@@ -264,7 +265,7 @@ func (s *Session) deleteAll(ctx context.Context, path string) error {
 
 // Exists reports whether a node exists, with its stat if it does.
 func (s *Session) Exists(ctx context.Context, path string) (bool, *Stat, error) {
-	if err := s.check("exists", path); err != nil {
+	if err := s.check(ctx, "exists", path); err != nil {
 		return false, nil, err
 	}
 	st, err := s.zk.Exists(ctx, path)
@@ -277,7 +278,7 @@ func (s *Session) Exists(ctx context.Context, path string) (bool, *Stat, error) 
 // Children returns the names of a node's children, in no particular order.
 // SortSequential orders names of sequential nodes.
 func (s *Session) Children(ctx context.Context, path string) ([]string, error) {
-	if err := s.check("children", path); err != nil {
+	if err := s.check(ctx, "children", path); err != nil {
 		return nil, err
 	}
 	c, _, err := s.zk.Children(ctx, path)

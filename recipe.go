@@ -276,8 +276,8 @@ func (l *loop) isFatal(err error, started bool) bool {
 // first (the goroutine may then end without a first result). On an error
 // the caller stops what it started; the goroutine stays the session's.
 func (s *Session) startRecipe(ctx context.Context, run func(first chan<- error)) error {
-	if !s.made() {
-		return errNotMade
+	if err := s.usable(ctx); err != nil {
+		return err
 	}
 	first := make(chan error, 1)
 	if !s.recipes.Go(func() { run(first) }) {

@@ -88,6 +88,9 @@ type sessionState struct {
 // With a chroot every path the Session takes or returns is relative to it;
 // the chroot node must exist (ErrNoNode, naming it, if it does not).
 func Connect(ctx context.Context, connectString string, opts ...Option) (*Session, error) {
+	if ctx == nil {
+		return nil, opError("connect", connectString, errNilCtx)
+	}
 	o, err := newOptions(opts)
 	if err != nil {
 		return nil, opError("connect", connectString, err)
@@ -268,6 +271,23 @@ func (s *Session) server() string {
 // ErrClosed) holds, as for a Session that was closed.
 var errNotMade = fmt.Errorf("%w: not made by this package (a zero or nil value)", ErrClosed)
 
+// errNilCtx: a nil ctx, which Go's context rules forbid. Calls fail with
+// it rather than panic, as a recipe's goroutine would, where no caller
+// could recover.
+var errNilCtx = fmt.Errorf("%w: nil context", ErrInvalidOption)
+
+// usable reports why s cannot take a call with ctx, nil if it can: a nil
+// ctx, or a Session not made by Connect.
+func (s *Session) usable(ctx context.Context) error {
+	if ctx == nil {
+		return errNilCtx
+	}
+	if !s.made() {
+		return errNotMade
+	}
+	return nil
+}
+
 // made reports whether s came from Connect (or a recipe test): a nil or
 // zero Session holds no session, and its methods fail with errNotMade.
 func (s *Session) made() bool { return s != nil && s.closing != nil }
@@ -321,8 +341,8 @@ func (s *Session) Done() <-chan struct{} {
 // "scheme:user" ("ip:127.0.0.1", "digest:orders"). It needs ZooKeeper 3.7 or
 // newer (ErrUnimplemented before).
 func (s *Session) WhoAmI(ctx context.Context) ([]string, error) {
-	if !s.made() {
-		return nil, opError("whoami", "", errNotMade)
+	if err := s.usable(ctx); err != nil {
+		return nil, opError("whoami", "", err)
 	}
 	infos, err := s.zk.WhoAmI(ctx)
 	if err != nil {

@@ -141,8 +141,8 @@ func encodeOp[T any](v T, c Codec[T]) ([]byte, error) {
 // transaction was sent (Index -1 with ctx's error or ErrConnectionLoss), it
 // may or may not have been applied: read to find out.
 func (s *Session) Txn(ctx context.Context, ops ...TxnOp) ([]TxnResult, error) {
-	if !s.made() {
-		return nil, &TxnError{Index: -1, Op: "txn", Err: errNotMade}
+	if err := s.usable(ctx); err != nil {
+		return nil, &TxnError{Index: -1, Op: "txn", Err: err}
 	}
 	select {
 	case <-s.closing:

@@ -85,7 +85,7 @@ func (s *Session) forward(zch <-chan zkclient.WatchEvent) <-chan WatchEvent {
 // one WatchEvent (NodeDataChanged, NodeDeleted or WatchLost) and is closed.
 // A watch cannot be removed; it ends when it fires or the session ends.
 func (s *Session) GetW(ctx context.Context, path string) ([]byte, *Stat, <-chan WatchEvent, error) {
-	if err := s.check("get", path); err != nil {
+	if err := s.check(ctx, "get", path); err != nil {
 		return nil, nil, nil, err
 	}
 	data, st, ch, err := s.zk.GetW(ctx, path)
@@ -98,7 +98,7 @@ func (s *Session) GetW(ctx context.Context, path string) ([]byte, *Stat, <-chan 
 // ExistsW is Exists plus a one-shot watch: the channel delivers NodeCreated,
 // NodeDataChanged, NodeDeleted or WatchLost once and is closed.
 func (s *Session) ExistsW(ctx context.Context, path string) (bool, *Stat, <-chan WatchEvent, error) {
-	if err := s.check("exists", path); err != nil {
+	if err := s.check(ctx, "exists", path); err != nil {
 		return false, nil, nil, err
 	}
 	st, ch, err := s.zk.ExistsW(ctx, path)
@@ -111,7 +111,7 @@ func (s *Session) ExistsW(ctx context.Context, path string) (bool, *Stat, <-chan
 // ChildrenW is Children plus a one-shot watch: the channel delivers
 // NodeChildrenChanged, NodeDeleted or WatchLost once and is closed.
 func (s *Session) ChildrenW(ctx context.Context, path string) ([]string, <-chan WatchEvent, error) {
-	if err := s.check("children", path); err != nil {
+	if err := s.check(ctx, "children", path); err != nil {
 		return nil, nil, err
 	}
 	c, _, ch, err := s.zk.ChildrenW(ctx, path)

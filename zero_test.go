@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/lighthouse-zk/lighthouse/zktest"
 )
 
 // A nil or zero Session, and the zero value of each handle a Session
@@ -158,4 +161,68 @@ func checkClosed(t *testing.T, f func() error) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("no return within 2 s")
 	}
+}
+
+// TestNilContextFailsCleanly: a nil ctx, which Go's rules forbid, fails
+// each call with ErrInvalidOption instead of a panic. Before, most calls
+// panicked, and Members and MemberSets crashed the process from a
+// goroutine of their own, where no caller could recover.
+func TestNilContextFailsCleanly(t *testing.T) {
+	root := zktest.Shared(t).Root(t)
+	s := connect(t, root)
+	var nilCtx context.Context
+	reg := register(t, s, "svc", "a")
+	b, err := s.Barrier(testCtx(t), "/b", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lead := func(context.Context, Leadership) error { return nil }
+	calls := []struct {
+		name string
+		f    func() error
+	}{
+		{"Connect", func() error { _, err := Connect(nilCtx, root); return err }},
+		{"Create", func() error { _, err := s.Create(nilCtx, "/a", nil, Persistent); return err }},
+		{"CreateAs", func() error { _, err := CreateAs(nilCtx, s, "/a", "v", Persistent, String()); return err }},
+		{"Get", func() error { _, _, err := s.Get(nilCtx, "/a"); return err }},
+		{"GetAs", func() error { _, _, err := GetAs(nilCtx, s, "/a", String()); return err }},
+		{"GetW", func() error { _, _, _, err := s.GetW(nilCtx, "/a"); return err }},
+		{"Set", func() error { _, err := s.Set(nilCtx, "/a", nil, AnyVersion); return err }},
+		{"SetAs", func() error { _, err := SetAs(nilCtx, s, "/a", "v", AnyVersion, String()); return err }},
+		{"Delete", func() error { return s.Delete(nilCtx, "/a", AnyVersion) }},
+		{"DeleteAll", func() error { return s.DeleteAll(nilCtx, "/a") }},
+		{"Exists", func() error { _, _, err := s.Exists(nilCtx, "/a"); return err }},
+		{"ExistsW", func() error { _, _, _, err := s.ExistsW(nilCtx, "/a"); return err }},
+		{"Children", func() error { _, err := s.Children(nilCtx, "/a"); return err }},
+		{"ChildrenW", func() error { _, _, err := s.ChildrenW(nilCtx, "/a"); return err }},
+		{"Txn", func() error { _, err := s.Txn(nilCtx, CheckExists("/a")); return err }},
+		{"WhoAmI", func() error { _, err := s.WhoAmI(nilCtx); return err }},
+		{"Elect", func() error { _, err := s.Elect(nilCtx, "/e"); return err }},
+		{"Lead", func() error { return s.Lead(nilCtx, "/e", lead) }},
+		{"Participants", func() error { _, err := s.Participants(nilCtx, "/e"); return err }},
+		{"Leader", func() error { _, err := s.Leader(nilCtx, "/e"); return err }},
+		{"Observe", func() error { _, err := s.Observe(nilCtx, "/e"); return err }},
+		{"Register", func() error { _, err := s.Register(nilCtx, "svc", Node{ID: "x"}); return err }},
+		{"Members", func() error { _, err := s.Members(nilCtx, "svc"); return err }},
+		{"MemberSets", func() error { _, err := s.MemberSets(nilCtx, "svc"); return err }},
+		{"Services", func() error { _, err := s.Services(nilCtx); return err }},
+		{"Instances", func() error { _, err := s.Instances(nilCtx, "svc"); return err }},
+		{"Balancer", func() error { _, err := s.Balancer(nilCtx, "svc", RoundRobin()); return err }},
+		{"Barrier", func() error { _, err := s.Barrier(nilCtx, "/b", 2); return err }},
+		{"Barrier.Enter", func() error { return b.Enter(nilCtx) }},
+		{"Barrier.Leave", func() error { return b.Leave(nilCtx) }},
+		{"Registration.Update", func() error { return reg.Update(nilCtx, []byte("x")) }},
+	}
+	for _, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.f()
+			if !errors.Is(err, ErrInvalidOption) || !strings.Contains(err.Error(), "nil context") || strings.Count(err.Error(), "lighthouse:") != 1 {
+				t.Errorf("%s(nil ctx): %v, want ErrInvalidOption naming the nil context", c.name, err)
+			}
+		})
+	}
+	t.Run("Events", func(t *testing.T) {
+		for range s.Events(nilCtx) { // closed at once
+		}
+	})
 }

@@ -57,6 +57,9 @@ type Cluster struct {
 // Mode), which for an ensemble means a leader has been elected. If ctx has no
 // deadline, Start gives up after 30s. On error nothing is left running.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
+	if ctx == nil {
+		return nil, errors.New("zktest: start: nil context")
+	}
 	if opts.Servers == 0 {
 		opts.Servers = 1
 	}

@@ -217,6 +217,11 @@ func TestStartValidates(t *testing.T) {
 			t.Errorf("Start(%+v) succeeded", opts)
 		}
 	}
+	var nilCtx context.Context
+	if c, err := Start(nilCtx, Options{}); err == nil {
+		c.Close()
+		t.Error("Start with a nil context succeeded")
+	}
 }
 
 func TestStartRetriesPortClash(t *testing.T) {

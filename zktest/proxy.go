@@ -221,6 +221,9 @@ func (p *Proxy) takeLose(op Op) bool {
 // fails if no session has been seen. ctx bounds the call; without a
 // deadline, 10s.
 func (p *Proxy) Expire(ctx context.Context) error {
+	if ctx == nil {
+		return errors.New("zktest: expire: nil context")
+	}
 	p.expireMu.Lock()
 	defer p.expireMu.Unlock()
 	p.mu.Lock()

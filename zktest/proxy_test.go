@@ -144,6 +144,10 @@ func TestProxyExpireWithoutSession(t *testing.T) {
 	if err := p.Expire(context.Background()); err == nil {
 		t.Fatal("Expire succeeded before any client connected")
 	}
+	var nilCtx context.Context
+	if err := p.Expire(nilCtx); err == nil {
+		t.Fatal("Expire with a nil context succeeded")
+	}
 }
 
 func TestProxyLoseReplyTo(t *testing.T) {
