@@ -283,8 +283,17 @@ type URISpec []URIPart
 
 // ParseURISpec parses a template as Curator's UriSpec(String) does: text
 // between braces is a variable (trimmed), the rest literal text. Nested or
-// unbalanced braces are an error.
+// unbalanced braces are an error: an *OpError (Op "parse uri spec")
+// wrapping ErrInvalidInstance.
 func ParseURISpec(template string) (URISpec, error) {
+	spec, err := parseURISpec(template)
+	if err != nil {
+		return nil, codecError("parse uri spec", err)
+	}
+	return spec, nil
+}
+
+func parseURISpec(template string) (URISpec, error) {
 	spec := URISpec{}
 	inside := false
 	for template != "" {
@@ -303,19 +312,19 @@ func ParseURISpec(template string) (URISpec, error) {
 		}
 		if template[0] == '{' {
 			if inside {
-				return nil, fmt.Errorf("%w: uri spec: { inside a variable", ErrInvalidInstance)
+				return nil, fmt.Errorf("%w: { inside a variable", ErrInvalidInstance)
 			}
 			inside = true
 		} else {
 			if !inside {
-				return nil, fmt.Errorf("%w: uri spec: } without {", ErrInvalidInstance)
+				return nil, fmt.Errorf("%w: } without {", ErrInvalidInstance)
 			}
 			inside = false
 		}
 		template = template[1:]
 	}
 	if inside {
-		return nil, fmt.Errorf("%w: uri spec: variable not closed", ErrInvalidInstance)
+		return nil, fmt.Errorf("%w: variable not closed", ErrInvalidInstance)
 	}
 	return spec, nil
 }

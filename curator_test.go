@@ -107,8 +107,8 @@ func TestURISpec(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"{a{b}}", "a}", "{a"} {
-		if _, err := ParseURISpec(bad); !errors.Is(err, ErrInvalidInstance) {
-			t.Errorf("ParseURISpec(%q): %v, want ErrInvalidInstance", bad, err)
+		if _, err := ParseURISpec(bad); !errors.Is(err, ErrInvalidInstance) || !strings.HasPrefix(err.Error(), "lighthouse: ") {
+			t.Errorf("ParseURISpec(%q): %v, want ErrInvalidInstance, with the prefix", bad, err)
 		}
 	}
 }
