@@ -260,6 +260,40 @@ func TestCloseWhileUnreachableIsPrompt(t *testing.T) {
 	}
 }
 
+// TestConnectErrorFromAWrongServerSaysLighthouseOnce: a server that speaks
+// another protocol fails Connect with a message that names the client once,
+// as "lighthouse:", not with the wire client's "zk:" inside.
+func TestConnectErrorFromAWrongServerSaysLighthouseOnce(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Write([]byte("HTTP/1.1 400 Bad Request\r\n\r\n"))
+			c.Close()
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	_, err = Connect(ctx, ln.Addr().String())
+	ln.Close()
+	<-served
+	if err == nil || strings.Count(err.Error(), "lighthouse:") != 1 || strings.Contains(err.Error(), "zk:") {
+		t.Fatalf("Connect to an HTTP server: %v", err)
+	}
+	if !strings.Contains(err.Error(), "protocol error") {
+		t.Fatalf("Connect to an HTTP server does not say why: %v", err)
+	}
+}
+
 func TestConnectUnreachableSaysWhy(t *testing.T) {
 	proxy := zktest.ProxyT(t, "127.0.0.1:1")
 	proxy.Close() // nothing listens there now

@@ -250,7 +250,7 @@ func (o *owner) reasonsText() string {
 		}
 		reason := "not tried"
 		if r := o.reasons[s]; r != nil {
-			reason = r.Error()
+			reason = strings.TrimPrefix(r.Error(), "zk: ") // the message has it once
 		}
 		b.WriteString(s + ": " + reason)
 	}
