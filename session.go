@@ -223,7 +223,7 @@ func (s *Session) run(ctx context.Context) error {
 					if st.ID != 0 { // missed the expiry; announce it first
 						id := st.ID
 						st.ID, st.Connected = 0, false
-						s.emit(Event{Type: EventExpired, SessionID: id, Err: ErrSessionExpired})
+						s.emit(Event{Type: EventExpired, SessionID: id, Err: sessionErr(ErrSessionExpired)})
 						st.Gen++
 						s.state.Publish(st)
 					}
@@ -240,12 +240,12 @@ func (s *Session) run(ctx context.Context) error {
 				if st.ID != 0 {
 					id := st.ID
 					st.ID, st.Connected = 0, false
-					s.emit(Event{Type: EventExpired, SessionID: id, Err: ErrSessionExpired})
+					s.emit(Event{Type: EventExpired, SessionID: id, Err: sessionErr(ErrSessionExpired)})
 					st.Gen++
 					s.state.Publish(st)
 				}
 			case zkclient.StateAuthFailed:
-				s.emit(Event{Type: EventError, SessionID: st.ID, Err: ErrAuthFailed})
+				s.emit(Event{Type: EventError, SessionID: st.ID, Err: sessionErr(ErrAuthFailed)})
 			case zkclient.StateClosed:
 				// The client ended by itself (its credentials were refused):
 				// the session cannot go on.
@@ -270,6 +270,9 @@ func (s *Session) server() string {
 // holds no session, and of handles that no Session made: errors.Is(err,
 // ErrClosed) holds, as for a Session that was closed.
 var errNotMade = fmt.Errorf("%w: not made by this package (a zero or nil value)", ErrClosed)
+
+// sessionErr is err as an event of the session says it, with the prefix.
+func sessionErr(err error) error { return &OpError{Op: "session", Err: err} }
 
 // errNilCtx: a nil ctx, which Go's context rules forbid. Calls fail with
 // it rather than panic, as a recipe's goroutine would, where no caller

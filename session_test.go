@@ -163,6 +163,9 @@ func TestExpiredThenNewSession(t *testing.T) {
 	if e.SessionID != old {
 		t.Fatalf("expired event for 0x%x, want 0x%x", e.SessionID, old)
 	}
+	if !errors.Is(e.Err, ErrSessionExpired) || !strings.HasPrefix(e.Err.Error(), "lighthouse: ") {
+		t.Errorf("expired event's Err: %v, want ErrSessionExpired, with the prefix", e.Err)
+	}
 	e = awaitEvent(t, events, EventConnected, 10*time.Second)
 	if e.SessionID == old || e.SessionID == 0 {
 		t.Fatalf("new session id 0x%x (old 0x%x)", e.SessionID, old)
@@ -173,6 +176,9 @@ func TestExpiredThenNewSession(t *testing.T) {
 		// that or be dropped with the session.
 		if ev.Type != WatchLost && ev.Type != NodeDeleted {
 			t.Fatalf("watch after expiry: %v", ev.Type)
+		}
+		if ev.Type == WatchLost && !strings.HasPrefix(ev.Err.Error(), "lighthouse: ") {
+			t.Errorf("lost watch's Err %q has no prefix", ev.Err)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("watch of the expired session never fired")

@@ -56,7 +56,7 @@ func watchEvent(ev zkclient.WatchEvent) WatchEvent {
 	case zkclient.EventNodeChildrenChanged:
 		w.Type = NodeChildrenChanged
 	default:
-		w.Type, w.Err = WatchLost, mapErr(ev.Err)
+		w.Type, w.Err = WatchLost, opError("watch", ev.Path, mapErr(ev.Err))
 	}
 	return w
 }
@@ -75,7 +75,7 @@ func (s *Session) forward(zch <-chan zkclient.WatchEvent) <-chan WatchEvent {
 		ch <- watchEvent(ev)
 	})
 	if !started {
-		ch <- WatchEvent{Type: WatchLost, Err: ErrClosed}
+		ch <- WatchEvent{Type: WatchLost, Err: opError("watch", "", ErrClosed)}
 		close(ch)
 	}
 	return ch
