@@ -32,6 +32,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -192,6 +193,35 @@ func (i *ServiceInstance) UnmarshalJSON(data []byte) error {
 // instanceKeys are the keys of Curator's JSON, which Jackson matches
 // exactly; encoding/json matches them in any case.
 var instanceKeys = []string{"name", "id", "address", "port", "sslPort", "payload", "registrationTimeUTC", "serviceType", "uriSpec", "enabled"}
+
+// withUnknownKeys returns known, a JSON object of Curator's fields, with the
+// members of orig (a valid JSON object) whose keys are not Curator's
+// appended in orig's order: what a newer Curator or the application wrote
+// beside them is kept.
+func withUnknownKeys(known, orig []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(orig))
+	if _, err := dec.Token(); err != nil { // {
+		return nil, fmt.Errorf("%w: %v", ErrInvalidInstance, err)
+	}
+	out := bytes.TrimSuffix(known, []byte("}"))
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidInstance, err)
+		}
+		var value json.RawMessage
+		if err := dec.Decode(&value); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrInvalidInstance, err)
+		}
+		key, _ := tok.(string)
+		if slices.Contains(instanceKeys, key) {
+			continue
+		}
+		name, _ := json.Marshal(key)
+		out = append(append(append(append(out, ','), name...), ':'), value...)
+	}
+	return append(out, '}'), nil
+}
 
 // checkKeyCase fails on a key of data (a JSON object) that encoding/json
 // takes for one of Curator's but Curator does not ("Name", "PORT"): Go and

@@ -277,6 +277,34 @@ func TestCuratorFormatRegisterChecksTheInstance(t *testing.T) {
 	}
 }
 
+// TestCuratorFormatCompletesKeepingUnknownFields: Register fills in what an
+// instance lacks (here the registration time) and keeps the members it
+// does not know, in their order, as it does for a complete instance.
+// Before, filling in re-marshalled the instance and dropped them.
+func TestCuratorFormatCompletesKeepingUnknownFields(t *testing.T) {
+	o, err := newRegistryOptions([]RegistryOption{CuratorFormat("/discovery")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := o.encode("svc", "i2", []byte(`{"name":"svc","id":"i2","extra":"keep me","serviceType":"DYNAMIC","more":{"a":[1,2]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]json.RawMessage
+	if err := json.Unmarshal(data, &got); err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+	if string(got["extra"]) != `"keep me"` || string(got["more"]) != `{"a":[1,2]}` {
+		t.Errorf("unknown members not kept: %s", data)
+	}
+	if i, err := DecodeServiceInstance(data); err != nil || i.RegistrationTime.IsZero() || i.Name != "svc" || i.ID != "i2" {
+		t.Errorf("completed instance %+v, %v", i, err)
+	}
+	if e, m := bytes.Index(data, []byte(`"extra"`)), bytes.Index(data, []byte(`"more"`)); e > m {
+		t.Errorf("unknown members reordered: %s", data)
+	}
+}
+
 func mustJSON(t testing.TB, i ServiceInstance) []byte {
 	t.Helper()
 	b, err := json.Marshal(i)

@@ -110,7 +110,11 @@ func (o registryOptions) encode(service, id string, data []byte) ([]byte, error)
 	if !filled {
 		return data, nil // as the caller wrote it, fields we do not know included
 	}
-	return json.Marshal(i)
+	known, err := json.Marshal(i)
+	if err != nil {
+		return nil, err
+	}
+	return withUnknownKeys(known, data)
 }
 
 // check reports why a member's data cannot be delivered, nil if it can.
