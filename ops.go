@@ -230,7 +230,10 @@ func (s *Session) Delete(ctx context.Context, path string, version int32) error 
 }
 
 // DeleteAll deletes a node and everything under it. A node already gone is
-// not an error. Children created while it runs are deleted too.
+// not an error. Children created while it runs are deleted too. Under a
+// chroot, "/" is the chroot's own node: DeleteAll(ctx, "/") deletes it as
+// well, and the session's later calls fail with ErrNoNode until it is
+// created again.
 func (s *Session) DeleteAll(ctx context.Context, path string) error {
 	if err := s.check(ctx, "delete", path); err != nil {
 		return err
