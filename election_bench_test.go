@@ -1,13 +1,18 @@
 package lighthouse
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"os"
+	"os/exec"
 	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,25 +164,30 @@ func (f *floorSampler) sample() time.Duration {
 // BenchmarkWatchCost prices, against the floor, each watch besides the
 // successor's that the deletion of an election's leader fires: "self", the
 // leader's own child watch; "other", the next participant's, on a third
-// session; "both", which is BenchmarkFailover's floor3. The four are
-// sampled in a random order each iteration. Any election in which the next
-// leader learns it leads from the deletion alone (no read) must fire
-// "other": only a watch tells the participant after the successor that the
-// successor now leads, and the successor's hand-over does not wait for it.
+// session; "both", which is BenchmarkFailover's floor3. "stopped" is other
+// held by a session of a child process that is stopped (SIGSTOP) while the
+// benchmark runs: the server still sends the notification, but no client
+// spends anything on it, so what it adds is the server's cost alone. The
+// five are sampled in a random order each iteration. Any election in which
+// the next leader learns it leads from the deletion alone (no read) must
+// fire "other": only a watch tells the participant after the successor
+// that the successor now leads, and the successor's hand-over does not
+// wait for it.
 //
 //	go test -run '^$' -bench BenchmarkWatchCost -benchtime 1000x .
 func BenchmarkWatchCost(b *testing.B) {
 	zkc := zktest.Shared(b)
 	floor, self, other, both := newFloorSampler(b, zkc), newFloorSampler(b, zkc), newFloorSampler(b, zkc), newFloor3Sampler(b, zkc)
 	self.self, other.other = true, zkConnect(b, zkc.Addr(0))
-	columns := []*floorSampler{floor, self, other, both}
+	stopped := newStoppedSampler(b, zkc, 4000)
+	columns := []func() time.Duration{floor.sample, self.sample, other.sample, both.sample, stopped.sample}
 	lat := make([][]time.Duration, len(columns))
 	for b.Loop() {
 		for _, k := range rand.Perm(len(columns)) {
-			lat[k] = append(lat[k], columns[k].sample())
+			lat[k] = append(lat[k], columns[k]())
 		}
 	}
-	for i, name := range []string{"floor", "self", "other", "both"} {
+	for i, name := range []string{"floor", "self", "other", "both", "stopped"} {
 		slices.Sort(lat[i])
 		b.ReportMetric(ms(lat[i], 0.5), name+"-p50-ms")
 		if i > 0 {
@@ -185,6 +195,104 @@ func BenchmarkWatchCost(b *testing.B) {
 		}
 	}
 	b.ReportMetric(0, "ns/op")
+}
+
+// stoppedSampler is the floor with one more child watch on the node, held
+// by a session of a child process (this test binary, see benchWatcher)
+// that is stopped while the benchmark runs. Each sample uses a node of its
+// own, on which the child set its watch before it was stopped.
+type stoppedSampler struct {
+	b     *testing.B
+	a, w  *zk.Conn
+	paths []string
+	next  int
+}
+
+// benchWatcherEnv names, for a child process, the server, the node prefix
+// and the number of nodes to watch.
+const benchWatcherEnv = "LIGHTHOUSE_BENCH_WATCHER"
+
+func newStoppedSampler(b *testing.B, zkc *zktest.Cluster, n int) *stoppedSampler {
+	s := &stoppedSampler{b: b, a: zkConnect(b, zkc.Addr(0)), w: zkConnect(b, zkc.Addr(0))}
+	prefix := fmt.Sprintf("/bench-stopped-%d", rand.Int64())
+	for i := range n {
+		p := fmt.Sprintf("%s-%d", prefix, i)
+		if _, err := s.a.Create(p, nil, zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+			b.Fatal(err)
+		}
+		s.paths = append(s.paths, p)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %s %d", benchWatcherEnv, zkc.Addr(0), prefix, n))
+	stdin, err := cmd.StdinPipe() // closing it ends the child
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGCONT)
+		stdin.Close()
+		cmd.Wait()
+	})
+	if line, _ := bufio.NewReader(stdout).ReadString('\n'); line != "ready\n" {
+		b.Fatalf("watcher process: %q", line)
+	}
+	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+func (s *stoppedSampler) sample() time.Duration {
+	if s.next == len(s.paths) {
+		s.b.Fatalf("BenchmarkWatchCost takes at most %d samples", len(s.paths))
+	}
+	p := s.paths[s.next]
+	s.next++
+	_, _, ch, err := s.w.ExistsW(p)
+	if err != nil {
+		panic(err)
+	}
+	start := time.Now()
+	if err := s.a.Delete(p, -1); err != nil {
+		panic(err)
+	}
+	<-ch
+	return time.Since(start)
+}
+
+// benchWatcher is a child process of BenchmarkWatchCost: it sets a child
+// watch on each node that spec names, says "ready", and exits when its
+// stdin closes. Its session timeout outlasts the benchmark (the server's
+// maximum in zktest is 60 s), as a stopped process sends no pings.
+func benchWatcher(spec string) int {
+	var addr, prefix string
+	var n int
+	if _, err := fmt.Sscan(spec, &addr, &prefix, &n); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	c, _, err := zk.Connect([]string{addr}, time.Minute, zk.WithLogInfo(false))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer c.Close()
+	for i := range n {
+		if _, _, _, err := c.ChildrenW(fmt.Sprintf("%s-%d", prefix, i)); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	fmt.Println("ready")
+	io.Copy(io.Discard, os.Stdin)
+	return 0
 }
 
 type benchParticipant struct {

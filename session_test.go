@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,7 +16,12 @@ import (
 	"go.uber.org/goleak"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(zktest.Main(m)) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(benchWatcherEnv); spec != "" {
+		os.Exit(benchWatcher(spec)) // a child process of BenchmarkWatchCost
+	}
+	goleak.VerifyTestMain(zktest.Main(m))
+}
 
 // connect opens a session for one test and closes it at the end.
 func connect(t testing.TB, connectString string, opts ...Option) *Session {
