@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 	"time"
 )
 
@@ -75,7 +76,10 @@ func WithGracePeriod(d time.Duration) LeadOption { return gracePeriod(d) }
 // grace period after its ctx ended, Lead leaves the election anyway (so the
 // others are not held up), emits an EventError, waits for fn still, and
 // returns an *OpError wrapping ErrGraceExceeded. Lead never returns while
-// fn runs, and fn never runs twice at once.
+// fn runs, and fn never runs twice at once. If fn panics, Lead leaves the
+// election and panics in the goroutine that called it, where the panic can
+// be recovered, with an error giving fn's panic value and stack
+// (errors.Is and As reach the value if it is an error).
 func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Context, l Leadership) error, opts ...LeadOption) error {
 	if err := s.usable(ctx); err != nil {
 		return opError("lead", path, err)
@@ -142,6 +146,24 @@ func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Con
 	return &OpError{Op: "lead", Path: path, Err: ErrClosed}
 }
 
+// leadPanic is what Lead panics with when fn panicked: an error that says
+// where, with fn's panic value and stack. errors.Is and As reach the value
+// if it is an error.
+type leadPanic struct {
+	path  string
+	value any
+	stack []byte
+}
+
+func (p *leadPanic) Error() string {
+	return fmt.Sprintf("lighthouse: lead %s: fn panicked: %v\n\n%s", clip(p.path), p.value, p.stack)
+}
+
+func (p *leadPanic) Unwrap() error {
+	err, _ := p.value.(error)
+	return err
+}
+
 // runLeader runs fn while l leads and returns its error, nil for fn's own
 // ctx's error after that ctx ended. Past the grace period it calls leave
 // and still waits for fn.
@@ -151,7 +173,16 @@ func (s *Session) runLeader(ctx context.Context, path string, l Leadership, fn f
 	stop := context.AfterFunc(ctx, cancel)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- fn(fnCtx, l) }()
+	var panicked *leadPanic // set before done is sent to
+	go func() {
+		defer func() {
+			if v := recover(); v != nil {
+				panicked = &leadPanic{path: path, value: v, stack: debug.Stack()}
+				done <- nil
+			}
+		}()
+		done <- fn(fnCtx, l)
+	}()
 
 	var err error
 	select {
@@ -166,8 +197,14 @@ func (s *Session) runLeader(ctx context.Context, path string, l Leadership, fn f
 			exceeded := &OpError{Op: "lead", Path: path, Err: fmt.Errorf("%w (%v): left the election", ErrGraceExceeded, grace)}
 			s.emit(Event{Type: EventError, SessionID: s.SessionID(), Path: path, Err: exceeded})
 			<-done
-			return exceeded
+			err = exceeded
 		}
+	}
+	if panicked != nil {
+		// Go on panicking in the goroutine that called Lead, where the
+		// panic can be recovered, once Lead's deferred calls have left the
+		// election.
+		panic(panicked)
 	}
 	if err != nil && fnCtx.Err() != nil && errors.Is(err, fnCtx.Err()) {
 		err = nil

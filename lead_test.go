@@ -309,6 +309,28 @@ func TestLeadReturnsFnErrorAndLeaves(t *testing.T) {
 	}
 }
 
+// TestLeadFnPanicReachesTheCaller: a panic in fn, which runs on a goroutine
+// of Lead's, is raised again in the goroutine that called Lead, once the
+// election is left, where the caller can recover it. Before, it killed the
+// process from fn's goroutine.
+func TestLeadFnPanicReachesTheCaller(t *testing.T) {
+	zkc := zktest.Shared(t)
+	s := connect(t, zkc.Root(t))
+	boom := errors.New("boom")
+	recovered := func() (v any) {
+		defer func() { v = recover() }()
+		s.Lead(testCtx(t), "/leader", func(context.Context, Leadership) error { panic(boom) }, WithID("a"))
+		return nil
+	}()
+	err, ok := recovered.(error)
+	if !ok || !errors.Is(err, boom) || !strings.HasPrefix(err.Error(), "lighthouse: lead /leader: ") || !strings.Contains(err.Error(), "TestLeadFnPanicReachesTheCaller") {
+		t.Fatalf("recovered %v, want an error wrapping fn's, with fn's stack", recovered)
+	}
+	if ps, err := s.Participants(testCtx(t), "/leader"); err != nil || len(ps) != 0 {
+		t.Fatalf("after the panic: participants %+v %v, want none", ps, err)
+	}
+}
+
 func TestLeadGracePeriod(t *testing.T) {
 	zkc := zktest.Shared(t)
 	root := zkc.Root(t)
