@@ -146,14 +146,15 @@ func (b *Balancer) ReportError(id string) {
 	b.errs.Put(id)
 }
 
-// Close stops the balancer and waits for its goroutine to end. Pick keeps
-// returning from the last set. It is idempotent and returns nil.
+// Close stops the balancer and waits for its goroutine to end, at most half
+// a second (it may be called from the Strategy, on that goroutine). Pick
+// keeps returning from the last set. It is idempotent and returns nil.
 func (b *Balancer) Close() error {
 	if b == nil || b.done == nil {
 		return nil
 	}
 	b.stop()
-	<-b.done
+	awaitEnd(b.done)
 	return nil
 }
 
@@ -206,7 +207,11 @@ func (l *balancer) rebuild() {
 			nodes = append(nodes, n)
 		}
 	}
-	l.b.picker.Store(&pickerBox{l.strategy.Picker(nodes)})
+	p := l.strategy.Picker(nodes)
+	if p == nil {
+		p = emptyPicker{}
+	}
+	l.b.picker.Store(&pickerBox{p})
 	l.b.m.excluded.Store(int64(l.m.set.Len() - len(nodes)))
 	l.stopTimer()
 	if t, ok := l.policy.nextExpiry(now); ok {

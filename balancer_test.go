@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -159,6 +160,49 @@ func TestBalancerEnds(t *testing.T) {
 	if _, err := c.Balancer(testCtx(t), "svc", nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Balancer after Close: %v, want ErrClosed", err)
 	}
+}
+
+// strategyFunc is a Strategy written by a user.
+type strategyFunc func([]Node) Picker
+
+func (f strategyFunc) Picker(nodes []Node) Picker { return f(nodes) }
+
+// TestBalancerWithAUsersStrategy: a Strategy that returns a nil Picker
+// picks nothing (Pick panicked), and Close called from Picker, on the
+// balancer's own goroutine, returns (it waited for that goroutine for ever).
+func TestBalancerWithAUsersStrategy(t *testing.T) {
+	zkc := zktest.Shared(t)
+	s := connect(t, zkc.Root(t))
+	register(t, s, "svc", "a")
+	b, err := s.Balancer(testCtx(t), "svc", strategyFunc(func([]Node) Picker { return nil }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if n, ok := b.Pick("k"); ok {
+		t.Fatalf("a nil Picker picked %v", n)
+	}
+
+	var closing atomic.Pointer[Balancer]
+	closed := make(chan struct{})
+	b2, err := s.Balancer(testCtx(t), "svc", strategyFunc(func(nodes []Node) Picker {
+		if b := closing.Load(); b != nil && len(nodes) == 2 {
+			b.Close()
+			close(closed)
+		}
+		return RoundRobin().Picker(nodes)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closing.Store(b2)
+	register(t, s, "svc", "b")
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close called from the balancer's Picker did not return")
+	}
+	awaitClosed(t, b2.done, "balancer closed from its Picker")
 }
 
 func TestBalancerBadOptions(t *testing.T) {

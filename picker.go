@@ -28,7 +28,8 @@ type Picker interface {
 // and calls Picker with each new snapshot when membership changes. Picker
 // copies what it keeps of nodes, so the caller may reuse the slice and the
 // nodes' Data afterwards. Of several nodes with the same ID, the first one
-// is kept. Picker is safe for concurrent use.
+// is kept. Picker is safe for concurrent use. A Balancer calls it on its own
+// goroutine; a nil Picker picks nothing.
 type Strategy interface {
 	Picker(nodes []Node) Picker
 }
