@@ -59,6 +59,9 @@ type Barrier struct {
 // barrier and may not be "ready", the name of the node the last participant
 // to enter creates. All participants must agree on count; more than count
 // may enter, as with Apache Curator: count is a threshold, not a limit.
+// Every child of path but the ready node counts as a participant, as with
+// Curator, whose participants may share the barrier: put no other nodes
+// under path (one would open the barrier early and hold Leave).
 //
 // A path serves one round at a time: the last participant to leave deletes
 // the ready node, and the path can be used again once every Leave of the
