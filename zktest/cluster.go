@@ -284,3 +284,7 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// unprefixed is err's message without its "zktest: ", for a message that
+// says it already.
+func unprefixed(err error) string { return strings.TrimPrefix(err.Error(), "zktest: ") }

@@ -114,8 +114,8 @@ func (c *Cluster) waitServing(ctx context.Context, i int, s *server, p *process)
 		}
 		select {
 		case <-ctx.Done():
-			return "", fmt.Errorf("zktest: server %d (%s) not serving: %w (last: %v); log tail:\n%s",
-				i, s.addr(), ctx.Err(), err, tail(c.Logs(i), 30))
+			return "", fmt.Errorf("zktest: server %d (%s) not serving: %w (last: %s); log tail:\n%s",
+				i, s.addr(), ctx.Err(), unprefixed(err), tail(c.Logs(i), 30))
 		case <-p.done:
 			return "", fmt.Errorf("zktest: server %d (%s) exited while starting; log tail:\n%s",
 				i, s.addr(), tail(c.Logs(i), 30))

@@ -89,11 +89,14 @@ func (l *link) sleep(d time.Duration) bool {
 }
 
 // NewProxy listens on a free 127.0.0.1 port and forwards every connection it
-// accepts to target, until Close.
+// accepts to target ("host:port"), until Close.
 func NewProxy(target string) (*Proxy, error) {
+	if _, _, err := net.SplitHostPort(target); err != nil {
+		return nil, fmt.Errorf("zktest: proxy: target %q: %w", target, err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("zktest: proxy: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Proxy{target: target, ln: ln, ctx: ctx, cancel: cancel, links: make(map[*link]struct{})}
@@ -108,7 +111,7 @@ func ProxyT(t TB, target string) *Proxy {
 	t.Helper()
 	p, err := NewProxy(target)
 	if err != nil {
-		t.Fatalf("zktest: proxy: %v", err)
+		t.Fatalf("%v", err)
 	}
 	t.Cleanup(func() { p.Close() })
 	return p

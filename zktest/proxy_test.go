@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -147,6 +148,20 @@ func TestProxyExpireWithoutSession(t *testing.T) {
 	var nilCtx context.Context
 	if err := p.Expire(nilCtx); err == nil {
 		t.Fatal("Expire with a nil context succeeded")
+	}
+}
+
+func TestNewProxyChecksItsTarget(t *testing.T) {
+	for _, target := range []string{"", "127.0.0.1"} {
+		p, err := NewProxy(target)
+		if err == nil {
+			p.Close()
+			t.Errorf("NewProxy(%q) succeeded", target)
+			continue
+		}
+		if strings.Count(err.Error(), "zktest:") != 1 {
+			t.Errorf("NewProxy(%q): %v, want one zktest: prefix", target, err)
+		}
 	}
 }
 

@@ -64,7 +64,7 @@ func Shared(t TB) *Cluster {
 	t.Helper()
 	c, err := SharedCluster()
 	if err != nil {
-		t.Fatalf("zktest: shared ZooKeeper: %v", err)
+		t.Fatalf("zktest: shared ZooKeeper: %s", unprefixed(err))
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
