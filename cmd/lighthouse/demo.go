@@ -35,19 +35,29 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	switch {
+	case fs.NArg() > 0:
+		return usagef("demo takes no arguments, got %q", fs.Args())
 	case *workers < 2:
 		return usagef("--workers must be at least 2")
 	case *timeout <= 0:
 		return usagef("--timeout must be positive, not %v", *timeout)
 	}
 	d := &demoRun{out: newConsole(stdout), ctx: ctx, timeout: *timeout, byID: map[string]*worker{}, metrics: newDemoMetrics()}
+	// Ctrl-C at any point is a clean end.
+	interrupted := func(err error) error {
+		if err != nil && ctx.Err() != nil {
+			d.out.say("", "interrupted: cleaning up")
+			return nil
+		}
+		return err
+	}
 
 	target := *zkFlag
 	if target == "" {
 		d.out.say("", "starting a local ZooKeeper (Debian's package) in a temp dir")
 		c, err := zktest.Start(ctx, zktest.Options{})
 		if err != nil {
-			return fmt.Errorf("start ZooKeeper: %w", err)
+			return interrupted(fmt.Errorf("start ZooKeeper: %w", err))
 		}
 		defer func() {
 			c.Close()
@@ -60,17 +70,13 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d.out.say("", "connecting to %s", target)
 	client, err := connect(ctx, target, d.timeout, lighthouse.WithSessionTimeout(demoTimeout), d.metrics.option())
 	if err != nil {
-		return err
+		return interrupted(err)
 	}
 	d.client = client
 	d.hosts, d.chroot, _ = zkclient.ParseConnectString(target) // Connect has parsed it
 	err = d.play(*workers)
 	d.summary()
-	if err != nil && ctx.Err() != nil {
-		d.out.say("", "interrupted: cleaning up")
-		return nil
-	}
-	return err
+	return interrupted(err)
 }
 
 const demoUsage = `Runs workers that elect a leader and register as a service, and a client

@@ -61,7 +61,8 @@ func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 
 const exitCodesHelp = `
 Exit codes: 0 ok, 1 failure, 2 usage, 3 ZooKeeper unreachable, 4 not found
-(election, leader, service, or the chroot of --zk), 5 not authorized.
+(an election, its leader, or the chroot of --zk; a service with no members is
+listed empty), 5 not authorized.
 `
 
 func envOr(key, def string) string {

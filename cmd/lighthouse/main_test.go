@@ -97,6 +97,36 @@ func TestDemoStopsOnInterrupt(t *testing.T) {
 	expectInOrder(t, out.String(), "summary", "errors  0", "interrupted")
 }
 
+// TestDemoInterruptedWhileStarting: Ctrl-C while the local ZooKeeper is
+// starting is as clean an end as later (it was exit 1 and the server's log).
+func TestDemoInterruptedWhileStarting(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"demo"}, &out, io.Discard) }()
+	if !out.await("starting a local ZooKeeper", 10*time.Second) {
+		cancel()
+		t.Fatalf("demo did not start:\n%s", out.String())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("demo interrupted while starting: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("demo did not stop after interrupt")
+	}
+	expectInOrder(t, out.String(), "interrupted")
+}
+
+func TestDemoTakesNoArguments(t *testing.T) {
+	var errOut bytes.Buffer
+	if err := run(context.Background(), []string{"demo", "oops"}, io.Discard, &errOut); !errors.Is(err, errUsage) || exitCode(err) != 2 {
+		t.Fatalf("demo oops = %v (exit %d)", err, exitCode(err))
+	}
+}
+
 // expectInOrder fails t unless each of wants appears in s after the one
 // before it.
 func expectInOrder(t *testing.T, s string, wants ...string) {
