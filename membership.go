@@ -322,6 +322,9 @@ func (r *registration) ensure(st sessionState) error {
 		if owner != 0 && owner == r.prev {
 			return errWaiting
 		}
+		if owner == 0 {
+			return fmt.Errorf("%w (by a persistent node)", ErrIDTaken)
+		}
 		return fmt.Errorf("%w (by session 0x%x)", ErrIDTaken, owner)
 	}
 	return zkclient.ErrNoNode

@@ -398,6 +398,13 @@ func TestRegisterDuplicateID(t *testing.T) {
 	if _, err := other.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, ErrIDTaken) {
 		t.Fatalf("same ID, other session: %v, want ErrIDTaken", err)
 	}
+	// A persistent node in the way is named as such, not as session 0.
+	if _, err := s.Create(ctx, "/services/svc/p", nil, Persistent); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Register(ctx, "svc", Node{ID: "p"}); !errors.Is(err, ErrIDTaken) || !strings.Contains(err.Error(), "persistent node") {
+		t.Fatalf("same ID as a persistent node: %v, want ErrIDTaken naming it", err)
+	}
 	// The failed attempts did not touch the first node.
 	if _, st, err := s.Get(ctx, "/services/svc/a"); err != nil || st.EphemeralOwner != s.SessionID() {
 		t.Fatalf("first node after duplicates: %+v, %v", st, err)
