@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -85,10 +87,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		c.out = &lockedWriter{w: opts.LogOutput}
 	}
 	if c.dir == "" {
+		sweepStale()
 		if c.dir, err = os.MkdirTemp("", "zktest-"); err != nil {
 			return nil, fmt.Errorf("zktest: %w", err)
 		}
 		c.ownDir = true
+		// For sweepStale, should this process end without Close.
+		_ = os.WriteFile(filepath.Join(c.dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644)
 	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("zktest: %w", err)
 	}
@@ -284,6 +289,10 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// ownerFile, in a directory that Start made, holds the pid of the process
+// that made it.
+const ownerFile = "owner.pid"
 
 // unprefixed is err's message without its "zktest: ", for a message that
 // says it already.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"time"
 )
@@ -57,3 +58,22 @@ func allStopped(pid int) (bool, error) {
 
 // The signals of Pause and Resume.
 const sigStop, sigCont = syscall.SIGSTOP, syscall.SIGCONT
+
+// sweepStale removes the directories that Start made in processes that
+// have ended without closing their cluster, such as a test binary that
+// used Shared without Main: their servers died with them (the parent-death
+// signal), their files stayed. A pid in use again keeps its directory.
+func sweepStale() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "zktest-*"))
+	for _, dir := range dirs {
+		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		if err != nil {
+			continue
+		}
+		pid, err := strconv.Atoi(string(b))
+		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		os.RemoveAll(dir)
+	}
+}

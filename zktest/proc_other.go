@@ -19,3 +19,7 @@ func waitStopped(pid int, timeout time.Duration) error { return nil }
 
 // The signals of Pause and Resume.
 const sigStop, sigCont = syscall.SIGSTOP, syscall.SIGCONT
+
+// sweepStale does nothing here: without Linux's parent-death signal, the
+// servers of a process that ended may still be running in its directories.
+func sweepStale() {}

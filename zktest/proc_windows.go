@@ -16,3 +16,7 @@ func sysProcAttr() *syscall.SysProcAttr { return nil }
 const sigStop, sigCont = syscall.Signal(0x13), syscall.Signal(0x12)
 
 func waitStopped(pid int, timeout time.Duration) error { return nil }
+
+// sweepStale does nothing here: without Linux's parent-death signal, the
+// servers of a process that ended may still be running in its directories.
+func sweepStale() {}

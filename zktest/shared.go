@@ -59,7 +59,8 @@ var shared struct {
 // Tests sharing it should each work under their own Root(t), and may run in
 // parallel. If t fails, the last lines of the server's log are logged when t
 // ends. Main closes the server after all tests; without Main it is killed
-// when the test binary exits (on Linux; elsewhere it may outlive it).
+// when the test binary exits (on Linux; elsewhere it may outlive it), and
+// its directory is removed by the next Start on the machine.
 func Shared(t TB) *Cluster {
 	t.Helper()
 	c, err := SharedCluster()
