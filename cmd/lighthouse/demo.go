@@ -70,7 +70,7 @@ func demo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	d.out.say("", "connecting to %s", target)
 	client, err := connect(ctx, target, d.timeout, lighthouse.WithSessionTimeout(demoTimeout), d.metrics.option())
 	if err != nil {
-		return interrupted(err)
+		return err // interrupted too: it says ZooKeeper was not reached (exit 3)
 	}
 	d.client = client
 	d.hosts, d.chroot, _ = zkclient.ParseConnectString(target) // Connect has parsed it
