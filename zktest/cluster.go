@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -43,7 +41,8 @@ type Options struct {
 type Cluster struct {
 	java, classpath string
 	dir             string
-	ownDir          bool // dir was created by Start and is removed by Close
+	ownDir          bool     // dir was created by Start and is removed by Close
+	owner           *os.File // locked while dir is in use; see holdDir
 	tick            time.Duration
 	out             io.Writer
 	tls             *serverTLS // nil unless Options.TLS
@@ -92,8 +91,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, fmt.Errorf("zktest: %w", err)
 		}
 		c.ownDir = true
-		// For sweepStale, should this process end without Close.
-		_ = os.WriteFile(filepath.Join(c.dir, ownerFile), []byte(strconv.Itoa(os.Getpid())), 0o644)
+		c.owner = holdDir(c.dir) // for sweepStale, should this process end without Close
 	} else if err := os.MkdirAll(c.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("zktest: %w", err)
 	}
@@ -262,6 +260,9 @@ func (c *Cluster) Close() error {
 	c.mu.Unlock()
 	c.killAll()
 	if c.ownDir {
+		if c.owner != nil {
+			c.owner.Close()
+		}
 		if err := os.RemoveAll(c.dir); err != nil {
 			return fmt.Errorf("zktest: %w", err)
 		}
@@ -290,9 +291,9 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// ownerFile, in a directory that Start made, holds the pid of the process
-// that made it.
-const ownerFile = "owner.pid"
+// ownerFile, in a directory that Start made, is locked by the process that
+// made it for as long as it uses the directory.
+const ownerFile = "owner.lock"
 
 // unprefixed is err's message without its "zktest: ", for a message that
 // says it already.

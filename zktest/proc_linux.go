@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -59,21 +58,38 @@ func allStopped(pid int) (bool, error) {
 // The signals of Pause and Resume.
 const sigStop, sigCont = syscall.SIGSTOP, syscall.SIGCONT
 
+// holdDir creates dir's owner file, locked (flock) until the returned file
+// is closed or this process ends. The file is locked under another name
+// and then renamed, so a sweep never finds it unlocked. nil if that fails:
+// the directory is then never swept.
+func holdDir(dir string) *os.File {
+	tmp := filepath.Join(dir, ownerFile+".new")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil
+	}
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) != nil || os.Rename(tmp, filepath.Join(dir, ownerFile)) != nil {
+		f.Close()
+		return nil
+	}
+	return f
+}
+
 // sweepStale removes the directories that Start made in processes that
 // have ended without closing their cluster, such as a test binary that
 // used Shared without Main: their servers died with them (the parent-death
-// signal), their files stayed. A pid in use again keeps its directory.
+// signal), their files stayed, and nothing holds their owner file's lock.
+// A lock is seen across processes, pid namespaces and pid reuse alike.
 func sweepStale() {
 	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "zktest-*"))
 	for _, dir := range dirs {
-		b, err := os.ReadFile(filepath.Join(dir, ownerFile))
+		f, err := os.Open(filepath.Join(dir, ownerFile))
 		if err != nil {
-			continue
+			continue // not made by a Start that locks, or being made
 		}
-		pid, err := strconv.Atoi(string(b))
-		if err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
-			continue
+		if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+			os.RemoveAll(dir)
 		}
-		os.RemoveAll(dir)
+		f.Close()
 	}
 }

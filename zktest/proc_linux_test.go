@@ -2,35 +2,39 @@ package zktest
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"testing"
 )
 
 // TestStartSweepsDirectoriesOfEndedProcesses: a process that used Shared
-// without Main leaves its directory behind; the next Start removes it, and
-// keeps those of live processes.
+// without Main leaves its directory behind, its owner file unlocked; the
+// next Start removes it. A directory whose owner file is locked (by any
+// process, in any pid namespace) or that has none is kept.
 func TestStartSweepsDirectoriesOfEndedProcesses(t *testing.T) {
-	ended := exec.Command("true")
-	if err := ended.Run(); err != nil {
+	dir := func(name string) string {
+		d := filepath.Join(os.TempDir(), "zktest-"+name+"-sweep-test")
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.RemoveAll(d) })
+		return d
+	}
+	stale, live, foreign := dir("stale"), dir("live"), dir("foreign")
+	if err := os.WriteFile(filepath.Join(stale, ownerFile), nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	stale, live := filepath.Join(os.TempDir(), "zktest-stale-test"), filepath.Join(os.TempDir(), "zktest-live-test")
-	for dir, pid := range map[string]int{stale: ended.Process.Pid, live: os.Getpid()} {
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		if err := os.WriteFile(filepath.Join(dir, ownerFile), []byte(strconv.Itoa(pid)), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	held := holdDir(live)
+	if held == nil {
+		t.Fatal("holdDir failed")
 	}
+	defer held.Close()
 	sweepStale()
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
 		t.Errorf("the ended process's directory is still there (%v)", err)
 	}
-	if _, err := os.Stat(live); err != nil {
-		t.Errorf("a live process's directory was removed: %v", err)
+	for _, d := range []string{live, foreign} {
+		if _, err := os.Stat(d); err != nil {
+			t.Errorf("%s was removed: %v", d, err)
+		}
 	}
 }

@@ -3,6 +3,7 @@
 package zktest
 
 import (
+	"os"
 	"syscall"
 	"time"
 )
@@ -19,6 +20,9 @@ func waitStopped(pid int, timeout time.Duration) error { return nil }
 
 // The signals of Pause and Resume.
 const sigStop, sigCont = syscall.SIGSTOP, syscall.SIGCONT
+
+// holdDir does nothing here: directories are not swept.
+func holdDir(dir string) *os.File { return nil }
 
 // sweepStale does nothing here: without Linux's parent-death signal, the
 // servers of a process that ended may still be running in its directories.

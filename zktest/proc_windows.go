@@ -1,6 +1,7 @@
 package zktest
 
 import (
+	"os"
 	"syscall"
 	"time"
 )
@@ -16,6 +17,9 @@ func sysProcAttr() *syscall.SysProcAttr { return nil }
 const sigStop, sigCont = syscall.Signal(0x13), syscall.Signal(0x12)
 
 func waitStopped(pid int, timeout time.Duration) error { return nil }
+
+// holdDir does nothing here: directories are not swept.
+func holdDir(dir string) *os.File { return nil }
 
 // sweepStale does nothing here: without Linux's parent-death signal, the
 // servers of a process that ended may still be running in its directories.
