@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"runtime/debug"
 	"time"
 )
@@ -79,7 +80,9 @@ func WithGracePeriod(d time.Duration) LeadOption { return gracePeriod(d) }
 // fn runs, and fn never runs twice at once. If fn panics, Lead leaves the
 // election and panics in the goroutine that called it, where the panic can
 // be recovered, with an error giving fn's panic value and stack
-// (errors.Is and As reach the value if it is an error).
+// (errors.Is and As reach the value if it is an error). If fn calls
+// runtime.Goexit (t.FailNow in a test), Lead leaves the election and calls
+// it too.
 func (s *Session) Lead(ctx context.Context, path string, fn func(ctx context.Context, l Leadership) error, opts ...LeadOption) error {
 	if err := s.usable(ctx); err != nil {
 		return opError("lead", path, err)
@@ -174,14 +177,21 @@ func (s *Session) runLeader(ctx context.Context, path string, l Leadership, fn f
 	defer stop()
 	done := make(chan error, 1)
 	var panicked *leadPanic // set before done is sent to
+	var exited bool         // fn called runtime.Goexit; set before done is sent to
 	go func() {
+		returned := false
 		defer func() {
 			if v := recover(); v != nil {
 				panicked = &leadPanic{path: path, value: v, stack: debug.Stack()}
 				done <- nil
+			} else if !returned {
+				exited = true
+				done <- nil
 			}
 		}()
-		done <- fn(fnCtx, l)
+		err := fn(fnCtx, l)
+		returned = true
+		done <- err
 	}()
 
 	var err error
@@ -200,11 +210,14 @@ func (s *Session) runLeader(ctx context.Context, path string, l Leadership, fn f
 			err = exceeded
 		}
 	}
+	// A panic, or runtime.Goexit (t.FailNow in a test), goes on in the
+	// goroutine that called Lead, once Lead's deferred calls have left the
+	// election: there the panic can be recovered.
 	if panicked != nil {
-		// Go on panicking in the goroutine that called Lead, where the
-		// panic can be recovered, once Lead's deferred calls have left the
-		// election.
 		panic(panicked)
+	}
+	if exited {
+		runtime.Goexit()
 	}
 	if err != nil && fnCtx.Err() != nil && errors.Is(err, fnCtx.Err()) {
 		err = nil

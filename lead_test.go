@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -328,6 +329,35 @@ func TestLeadFnPanicReachesTheCaller(t *testing.T) {
 	}
 	if ps, err := s.Participants(testCtx(t), "/leader"); err != nil || len(ps) != 0 {
 		t.Fatalf("after the panic: participants %+v %v, want none", ps, err)
+	}
+}
+
+// TestLeadFnGoexitEndsTheCaller: runtime.Goexit in fn (t.FailNow in a test)
+// ends the goroutine that called Lead too, once the election is left.
+// Before, Lead waited for fn's result for ever.
+func TestLeadFnGoexitEndsTheCaller(t *testing.T) {
+	zkc := zktest.Shared(t)
+	s := connect(t, zkc.Root(t))
+	ended := make(chan bool, 1)
+	go func() {
+		returned := false
+		defer func() { ended <- returned }()
+		s.Lead(testCtx(t), "/leader", func(context.Context, Leadership) error {
+			runtime.Goexit()
+			return nil
+		}, WithID("a"))
+		returned = true
+	}()
+	select {
+	case returned := <-ended:
+		if returned {
+			t.Fatal("Lead returned after fn called runtime.Goexit")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Lead still waits after fn called runtime.Goexit")
+	}
+	if ps, err := s.Participants(testCtx(t), "/leader"); err != nil || len(ps) != 0 {
+		t.Fatalf("after Goexit: participants %+v %v, want none", ps, err)
 	}
 }
 
