@@ -160,6 +160,7 @@ func (b *Balancer) Close() error {
 
 // balancer is the state of a Balancer, owned by its goroutine.
 type balancer struct {
+	ctx      context.Context // run's: once it ends, no Picker is made
 	b        *Balancer
 	m        *memberSet
 	strategy Strategy
@@ -170,6 +171,7 @@ type balancer struct {
 }
 
 func (l *balancer) run(ctx context.Context, first chan<- error) {
+	l.ctx = ctx
 	defer l.stopTimer()
 	// The policy forgets the nodes that left and those that registered
 	// again (their node is new).
@@ -198,8 +200,12 @@ func (l *balancer) run(ctx context.Context, first chan<- error) {
 }
 
 // rebuild publishes a Picker over the members that are not down and sets
-// the timer for the next one to come back.
+// the timer for the next one to come back. Once Close has been called, it
+// calls no Strategy and keeps the last Picker.
 func (l *balancer) rebuild() {
+	if l.ctx.Err() != nil {
+		return
+	}
 	now := time.Now()
 	nodes := make([]Node, 0, l.m.set.Len())
 	for n := range l.m.set.All() {
@@ -210,6 +216,9 @@ func (l *balancer) rebuild() {
 	p := l.strategy.Picker(nodes)
 	if p == nil {
 		p = emptyPicker{}
+	}
+	if l.ctx.Err() != nil {
+		return // closed meanwhile
 	}
 	l.b.picker.Store(&pickerBox{p})
 	l.b.m.excluded.Store(int64(l.m.set.Len() - len(nodes)))

@@ -205,6 +205,36 @@ func TestBalancerWithAUsersStrategy(t *testing.T) {
 	awaitClosed(t, b2.done, "balancer closed from its Picker")
 }
 
+// TestBalancerCloseKeepsTheLastSet: a Picker that the Strategy returns after
+// Close (here Close returned while the Strategy was busy with a change) is
+// not used: Pick keeps returning from the last set, as Close says.
+func TestBalancerCloseKeepsTheLastSet(t *testing.T) {
+	zkc := zktest.Shared(t)
+	s := connect(t, zkc.Root(t))
+	register(t, s, "svc", "a")
+	entered, release := make(chan struct{}), make(chan struct{})
+	b, err := s.Balancer(testCtx(t), "svc", strategyFunc(func(nodes []Node) Picker {
+		if len(nodes) == 2 {
+			close(entered)
+			<-release
+		}
+		return RoundRobin().Picker(nodes)
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	register(t, s, "svc", "b")
+	<-entered
+	b.Close() // returns after endWait: the Strategy is still busy
+	close(release)
+	awaitClosed(t, b.done, "balancer")
+	for range 10 {
+		if n, ok := b.Pick(""); !ok || n.ID != "a" {
+			t.Fatalf("Pick after Close: %v %v, want a (the set before Close)", n.ID, ok)
+		}
+	}
+}
+
 func TestBalancerBadOptions(t *testing.T) {
 	s := connect(t, zktest.Shared(t).Root(t))
 	for _, opt := range []BalancerOption{
