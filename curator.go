@@ -36,6 +36,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // ServiceType is a Curator ServiceInstance's type. Curator registers
@@ -150,11 +151,15 @@ func javaInt(field string, n int) (*int32, error) {
 
 // UnmarshalJSON reads a ServiceInstance as Curator's JsonInstanceSerializer
 // does: unknown fields are ignored, missing ones are zero. It fails on
-// anything but a JSON object with fields of the right types.
+// anything but a JSON object with fields of the right types, and on bytes
+// that are not UTF-8, which Jackson refuses.
 func (i *ServiceInstance) UnmarshalJSON(data []byte) error {
 	var w wireInstance
 	if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
 		return fmt.Errorf("%w: null", ErrInvalidInstance)
+	}
+	if !utf8.Valid(data) {
+		return fmt.Errorf("%w: not UTF-8, which Curator cannot read", ErrInvalidInstance)
 	}
 	if err := json.Unmarshal(data, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInstance, err)

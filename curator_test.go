@@ -74,6 +74,8 @@ func TestServiceInstanceDecode(t *testing.T) {
 		// without name or port. encoding/json took it for a whole one.
 		{"key in another case", `{"Name":"s","id":"i","port":80}`, false, nil},
 		{"key in capitals", `{"name":"s","PORT":80}`, false, nil},
+		// Jackson refuses bytes that are not UTF-8; encoding/json took them.
+		{"not UTF-8", "{\"name\":\"s\",\"x\":\"\xff\xfe\"}", false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			i, err := DecodeServiceInstance([]byte(tc.in))
