@@ -115,7 +115,8 @@ func (r *Registration) Update(ctx context.Context, data []byte) error {
 // ZooKeeper's path rules for one segment (ErrInvalidID, ErrInvalidPath); data
 // over MaxDataSize gives ErrDataTooLarge. If a live registration with the
 // same ID exists, on this session or another one, Register fails with
-// ErrIDTaken.
+// ErrIDTaken; one of this session that is ending (closed, or its ctx ended,
+// while its node is still being deleted) is waited for, while ctx allows.
 //
 // After a session expiry the node is created again on the new session
 // without the caller doing anything (EventRegistered each time; failures are
@@ -162,11 +163,13 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 	if err := s.checkWrite(path, n.Data, s.acl); err != nil {
 		return nil, opError("register", service, err)
 	}
-	if _, taken := s.claims.LoadOrStore(path, struct{}{}); taken {
-		return nil, opError("register", path, fmt.Errorf("%w in this process", ErrIDTaken))
-	}
 	runCtx, stop := context.WithCancel(ctx)
 	reg := &Registration{id: n.ID, path: path, stop: stop, done: make(chan struct{}), updates: new(actor.Mailbox[update])}
+	c := &claim{ctx: runCtx, done: reg.done}
+	if err := s.claim(ctx, path, c); err != nil {
+		stop()
+		return nil, opError("register", path, err)
+	}
 	id := n.ID
 	reg.encode = func(data []byte) ([]byte, error) {
 		data, err := o.encode(service, id, data)
@@ -180,14 +183,14 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 	created := make(chan error, 1)
 	started := s.recipes.Go(func() {
 		defer close(reg.done)
-		defer s.claims.Delete(path)
+		defer s.claims.CompareAndDelete(path, c)
 		defer unregister()
 		defer stop()
 		r.run(runCtx, created)
 	})
 	if !started {
 		stop()
-		s.claims.Delete(path)
+		s.claims.CompareAndDelete(path, c)
 		return nil, opError("register", path, ErrClosed)
 	}
 	select {
@@ -204,6 +207,36 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 		return nil, opError("register", path, ErrClosed)
 	}
 	return reg, nil
+}
+
+// claim is a Register's hold on its path in this process.
+type claim struct {
+	ctx  context.Context // the registration's: once it ends, the claim is being let go
+	done <-chan struct{} // closed once it has been let go
+}
+
+// claim takes path for c. A claim being let go (its registration ended
+// while its goroutine still deletes the node, or waits for an answer to
+// know whether it made one) is waited for, while ctx allows; a live one
+// is ErrIDTaken.
+func (s *Session) claim(ctx context.Context, path string, c *claim) error {
+	for {
+		prev, taken := s.claims.LoadOrStore(path, c)
+		if !taken {
+			return nil
+		}
+		p, ok := prev.(*claim)
+		if !ok || p.ctx.Err() == nil {
+			return fmt.Errorf("%w in this process", ErrIDTaken)
+		}
+		select {
+		case <-p.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-s.closing:
+			return ErrClosed
+		}
+	}
 }
 
 // registration is the state of one Register, owned by its goroutine.

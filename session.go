@@ -47,7 +47,7 @@ type Session struct {
 	// claims holds the paths of nodes that this Session's recipes own
 	// (Register, Barrier), so a second claim of one in this process fails at
 	// once: on the server it would look like the first one's node.
-	claims sync.Map // path -> struct{}
+	claims sync.Map // path -> *claim (Register) or struct{} (Barrier)
 
 	// memberReads counts the ZooKeeper reads made by this Session's Members
 	// and Balancers, for tests and benchmarks.

@@ -766,6 +766,29 @@ func TestRecipesEndPromptlyWhileStalled(t *testing.T) {
 	})
 }
 
+// TestRegisterAgainAfterAFailedOne: a Register whose ctx ends while the
+// server is slow returns before its goroutine has ended (that goroutine
+// waits for its create's answer, to delete the node if it was made).
+// Registering the same ID again waits for it instead of failing with
+// ErrIDTaken, which says that a live registration holds the ID.
+func TestRegisterAgainAfterAFailedOne(t *testing.T) {
+	zkc := zktest.Shared(t)
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
+	s := connect(t, proxy.Addr()+chrootOf(zkc.Root(t)), WithSessionTimeout(10*time.Second))
+	proxy.Delay(time.Second)
+	ctx, cancel := context.WithTimeout(testCtx(t), 100*time.Millisecond)
+	defer cancel()
+	if _, err := s.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Register with a short ctx: %v, want DeadlineExceeded", err)
+	}
+	proxy.Delay(0) // for what is sent from now on; the create is still on its way
+	again, err := s.Register(testCtx(t), "svc", Node{ID: "a"})
+	if err != nil {
+		t.Fatalf("Register again: %v", err)
+	}
+	again.Close()
+}
+
 // TestTinySessionTimeoutStillConnects: the server lengthens a session
 // timeout below its minimum, so asking for one (even 10 ns, a slip for
 // 10 s) must not make each attempt's limit too short to connect at all.
