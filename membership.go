@@ -251,6 +251,7 @@ type registration struct {
 	owner int64 // the session our node belongs to, 0 if we have none
 	prev  int64 // the session of our last node, maybe still being removed
 	czxid int64 // our node's creation zxid
+	tried int64 // the session of a look that did not learn whose node is at our path
 	rearm bool  // our node's data changed: the next look only re-arms its watch
 	held  heldNode
 }
@@ -312,6 +313,7 @@ func (r *registration) ensure(st sessionState) error {
 	}
 	rearm := r.rearm
 	r.rearm = false
+	r.tried = st.ID // until we know whose node is at our path
 	for i := range 5 {
 		var err error
 		if !rearm || i > 0 {
@@ -347,11 +349,13 @@ func (r *registration) ensure(st sessionState) error {
 				r.own(owner, stat.Czxid)
 				r.s.emit(Event{Type: EventRegistered, SessionID: owner, Path: r.path})
 			}
+			r.tried = 0
 			return nil
 		}
 		// Not ours: whatever node we had is gone, and leave must not
 		// delete the one at our path now.
 		r.own(0, 0)
+		r.tried = 0
 		if owner != 0 && owner == r.prev {
 			return errWaiting
 		}
@@ -384,10 +388,17 @@ func (r *registration) update(u update) error {
 
 // leave deletes our node, if we have one.
 func (r *registration) leave() {
-	if r.owner != 0 && !r.s.isClosing() {
+	switch {
+	case r.s.isClosing(): // the session's close deletes our node
+	case r.owner != 0:
 		r.s.deleteEphemeral(r.path, r.owner)
+	case r.tried != 0:
+		// A create whose answer was lost (or an ExistsW after it) may have
+		// made our node: delete it if it is there and ours.
+		r.s.deleteIfOurs(r.path, r.tried)
 	}
 	r.own(0, 0)
+	r.tried = 0
 }
 
 // own records the session of our node and its creation zxid (0, 0: we

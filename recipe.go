@@ -418,7 +418,7 @@ func (s *Session) deleteEphemeral(path string, owner int64) {
 		return // Close deletes it (heldNode), or the session's end does
 	}
 	// The first attempt fails at once if the connection is down (failFast),
-	// and waits for its answer at most endWait; the loop below then goes on
+	// and waits for its answer at most endWait; keepDeleting then goes on
 	// trying, on its own goroutine, until the client declares the connection
 	// lost (two thirds of the session timeout without a byte) and after.
 	attempt := func(ctx context.Context) error { return s.zk.Delete(ctx, path, AnyVersion) }
@@ -430,6 +430,27 @@ func (s *Session) deleteEphemeral(path string, owner int64) {
 			return
 		}
 	}
+	s.keepDeleting(path, owner, attempt)
+}
+
+// deleteIfOurs deletes path if it is an ephemeral node of session owner,
+// on a goroutine of the session, as deleteEphemeral goes on: for the node
+// that a create whose answer was lost may have made. A node of another
+// session (whose create made ours fail) is left alone.
+func (s *Session) deleteIfOurs(path string, owner int64) {
+	s.keepDeleting(path, owner, func(ctx context.Context) error {
+		st, err := s.zk.Exists(ctx, path)
+		if err != nil || st == nil || st.EphemeralOwner != owner {
+			return err // nil: gone, or not ours
+		}
+		return s.zk.Delete(ctx, path, st.Version)
+	})
+}
+
+// keepDeleting runs attempt, which deletes path, on a goroutine of the
+// session until it succeeds, the node is gone, session owner has ended
+// (and the node with it), or the Session closes.
+func (s *Session) keepDeleting(path string, owner int64, attempt func(context.Context) error) {
 	if s.isClosing() {
 		return // Close ends the session, and the node with it
 	}

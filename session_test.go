@@ -789,6 +789,53 @@ func TestRegisterAgainAfterAFailedOne(t *testing.T) {
 	again.Close()
 }
 
+// TestFailedRegisterLeavesNoNode: the server made the node of a Register
+// whose create's answer was lost, and Register's ctx ended before the
+// registration learned of it. The node is deleted once the connection is
+// back, instead of staying for the whole session as an instance nobody
+// registered. (A review found it.)
+func TestFailedRegisterLeavesNoNode(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t)
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
+	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(10*time.Second))
+	other := connect(t, root)
+	if _, err := other.Create(testCtx(t), "/services/svc", nil, Persistent, CreateParents()); err != nil {
+		t.Fatal(err)
+	}
+	// Register's ctx ends as the connection goes, before the registration
+	// can look again.
+	events := s.Events(testCtx(t))
+	ctx, cancel := context.WithCancel(testCtx(t))
+	defer cancel()
+	go func() {
+		for e := range events {
+			if e.Type == EventSuspended {
+				cancel()
+				return
+			}
+		}
+	}()
+	proxy.LoseReplyTo(zktest.OpCreate2)
+	if _, err := s.Register(ctx, "svc", Node{ID: "a"}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Register: %v, want Canceled", err)
+	}
+	ok, _, w, err := other.ExistsW(testCtx(t), "/services/svc/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok {
+		select {
+		case ev := <-w:
+			if ev.Type != NodeDeleted {
+				t.Fatalf("watch on the node: %v", ev.Type)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the node of the failed Register is still there")
+		}
+	}
+}
+
 // TestTinySessionTimeoutStillConnects: the server lengthens a session
 // timeout below its minimum, so asking for one (even 10 ns, a slip for
 // 10 s) must not make each attempt's limit too short to connect at all.
