@@ -610,7 +610,7 @@ func (e *election) leave() {
 		e.drop()
 	}
 	for _, n := range e.orphans {
-		e.s.deleteEphemeral(joinPath(e.path, n), e.session)
+		e.s.deleteEphemeral(joinPath(e.path, n), e.session, nil)
 	}
 	e.orphans = nil
 }

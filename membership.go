@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"sync"
 
 	"github.com/lighthouse-zk/lighthouse/internal/actor"
 	"github.com/lighthouse-zk/lighthouse/internal/zkclient"
@@ -165,7 +166,7 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	reg := &Registration{id: n.ID, path: path, stop: stop, done: make(chan struct{}), updates: new(actor.Mailbox[update])}
-	c := &claim{ctx: runCtx, done: reg.done}
+	c := &claim{s: s, path: path, ctx: runCtx, done: make(chan struct{})}
 	if err := s.claim(ctx, path, c); err != nil {
 		stop()
 		return nil, opError("register", path, err)
@@ -178,19 +179,19 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 		}
 		return data, s.checkWrite(path, data, s.acl)
 	}
-	r := &registration{s: s, ctx: runCtx, path: path, data: slices.Clone(n.Data), updates: reg.updates}
+	r := &registration{s: s, ctx: runCtx, path: path, data: slices.Clone(n.Data), updates: reg.updates, claim: c}
 	unregister := s.onClose(stop, &r.held)
 	created := make(chan error, 1)
 	started := s.recipes.Go(func() {
 		defer close(reg.done)
-		defer s.claims.CompareAndDelete(path, c)
+		defer r.releaseClaim()
 		defer unregister()
 		defer stop()
 		r.run(runCtx, created)
 	})
 	if !started {
 		stop()
-		s.claims.CompareAndDelete(path, c)
+		c.release()
 		return nil, opError("register", path, ErrClosed)
 	}
 	select {
@@ -209,10 +210,24 @@ func (s *Session) Register(ctx context.Context, service string, n Node, opts ...
 	return reg, nil
 }
 
-// claim is a Register's hold on its path in this process.
+// claim is a Register's hold on its path in this process. It is let go
+// once the registration's node is known gone, or its session ended: a
+// delete still being retried would otherwise take the node of the next
+// registration of the path.
 type claim struct {
+	s    *Session
+	path string
 	ctx  context.Context // the registration's: once it ends, the claim is being let go
-	done <-chan struct{} // closed once it has been let go
+	done chan struct{}   // closed once it has been let go
+	once sync.Once
+}
+
+// release lets the claim go; it may be called more than once.
+func (c *claim) release() {
+	c.once.Do(func() {
+		c.s.claims.CompareAndDelete(c.path, c)
+		close(c.done)
+	})
 }
 
 // claim takes path for c. A claim being let go (its registration ended
@@ -247,12 +262,13 @@ type registration struct {
 	data    []byte
 	updates *actor.Mailbox[update]
 
-	l     *loop // run's; its watch is on our node (or on a node in the way)
-	owner int64 // the session our node belongs to, 0 if we have none
-	prev  int64 // the session of our last node, maybe still being removed
-	czxid int64 // our node's creation zxid
-	tried int64 // the session of a look that did not learn whose node is at our path
-	rearm bool  // our node's data changed: the next look only re-arms its watch
+	l     *loop  // run's; its watch is on our node (or on a node in the way)
+	owner int64  // the session our node belongs to, 0 if we have none
+	prev  int64  // the session of our last node, maybe still being removed
+	czxid int64  // our node's creation zxid
+	tried int64  // the session of a look that did not learn whose node is at our path
+	claim *claim // ours, until a delete we leave running takes it over (nil then)
+	rearm bool   // our node's data changed: the next look only re-arms its watch
 	held  heldNode
 }
 
@@ -391,14 +407,30 @@ func (r *registration) leave() {
 	switch {
 	case r.s.isClosing(): // the session's close deletes our node
 	case r.owner != 0:
-		r.s.deleteEphemeral(r.path, r.owner)
+		r.s.deleteEphemeral(r.path, r.owner, r.handClaim())
 	case r.tried != 0:
 		// A create whose answer was lost (or an ExistsW after it) may have
 		// made our node: delete it if it is there and ours.
-		r.s.deleteIfOurs(r.path, r.tried)
+		r.s.deleteIfOurs(r.path, r.tried, r.handClaim())
 	}
 	r.own(0, 0)
 	r.tried = 0
+}
+
+// handClaim hands our claim to the delete that leave starts, which lets it
+// go once done.
+func (r *registration) handClaim() func() {
+	c := r.claim
+	r.claim = nil
+	return c.release
+}
+
+// releaseClaim lets our claim go when the goroutine ends, unless a delete
+// has taken it over.
+func (r *registration) releaseClaim() {
+	if r.claim != nil {
+		r.claim.release()
+	}
 }
 
 // own records the session of our node and its creation zxid (0, 0: we

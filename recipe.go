@@ -412,9 +412,10 @@ func gone(err error) bool {
 // is done with: at once if the connection is up, else (or if that fails) a
 // goroutine of the session keeps trying until the node is gone, its session
 // has ended, or the Session closes, so that no recipe leaves a node behind
-// that peers would wait on.
-func (s *Session) deleteEphemeral(path string, owner int64) {
+// that peers would wait on. then, if not nil, is called once that is over.
+func (s *Session) deleteEphemeral(path string, owner int64, then func()) {
 	if s.isClosing() {
+		callIf(then)
 		return // Close deletes it (heldNode), or the session's end does
 	}
 	// The first attempt fails at once if the connection is down (failFast),
@@ -427,31 +428,40 @@ func (s *Session) deleteEphemeral(path string, owner int64) {
 		err := attempt(ctx)
 		ctx.stop()
 		if gone(err) {
+			callIf(then)
 			return
 		}
 	}
-	s.keepDeleting(path, owner, attempt)
+	s.keepDeleting(path, owner, attempt, then)
+}
+
+func callIf(f func()) {
+	if f != nil {
+		f()
+	}
 }
 
 // deleteIfOurs deletes path if it is an ephemeral node of session owner,
 // on a goroutine of the session, as deleteEphemeral goes on: for the node
 // that a create whose answer was lost may have made. A node of another
 // session (whose create made ours fail) is left alone.
-func (s *Session) deleteIfOurs(path string, owner int64) {
+func (s *Session) deleteIfOurs(path string, owner int64, then func()) {
 	s.keepDeleting(path, owner, func(ctx context.Context) error {
 		st, err := s.zk.Exists(ctx, path)
 		if err != nil || st == nil || st.EphemeralOwner != owner {
 			return err // nil: gone, or not ours
 		}
 		return s.zk.Delete(ctx, path, st.Version)
-	})
+	}, then)
 }
 
 // keepDeleting runs attempt, which deletes path, on a goroutine of the
 // session until it succeeds, the node is gone, session owner has ended
-// (and the node with it), or the Session closes.
-func (s *Session) keepDeleting(path string, owner int64, attempt func(context.Context) error) {
+// (and the node with it), or the Session closes; then it calls then, if
+// not nil.
+func (s *Session) keepDeleting(path string, owner int64, attempt func(context.Context) error, then func()) {
 	if s.isClosing() {
+		callIf(then)
 		return // Close ends the session, and the node with it
 	}
 	errEnded := errors.New("the node's session ended")
@@ -475,7 +485,12 @@ func (s *Session) keepDeleting(path string, owner int64, attempt func(context.Co
 		return next.Connected && !prev.Connected, nil
 	}
 	l.fatal = func(error, bool) bool { return false }
-	s.recipes.Go(func() { l.run(context.Background(), nil) })
+	if !s.recipes.Go(func() {
+		defer callIf(then)
+		l.run(context.Background(), nil)
+	}) {
+		callIf(then)
+	}
 }
 
 // newRetry makes a loop's retry schedule (tests may slow it down).

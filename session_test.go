@@ -836,6 +836,44 @@ func TestFailedRegisterLeavesNoNode(t *testing.T) {
 	}
 }
 
+// TestRegisterAgainWhileTheOldNodeIsBeingDeleted: a registration whose
+// delete's answer was lost leaves the delete to a retry once the
+// connection is back. Registering the same ID again meanwhile must not
+// have its new node taken by that retry (which deletes whatever node is
+// at the path): the claim on the ID is let go only once the retry is done.
+func TestRegisterAgainWhileTheOldNodeIsBeingDeleted(t *testing.T) {
+	zkc := zktest.Shared(t)
+	root := zkc.Root(t)
+	proxy := zktest.ProxyT(t, zkc.Addr(0))
+	r, mp := meterT(t)
+	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(10*time.Second), WithMeterProvider(mp))
+	// The service's node, made beforehand, so that the only creates are the
+	// registrations' (a container could be removed and made again).
+	if _, err := connect(t, root).Create(testCtx(t), "/services/svc", nil, Persistent, CreateParents()); err != nil {
+		t.Fatal(err)
+	}
+	reg := register(t, s, "svc", "a")
+	proxy.LoseReplyTo(zktest.OpDelete)
+	reg.Close() // the delete is applied, its answer lost: the retry waits for a connection
+	proxy.Cut()
+	registered := make(chan error, 1)
+	go func() {
+		again, err := s.Register(testCtx(t), "svc", Node{ID: "a"})
+		if err == nil {
+			again.Close()
+		}
+		registered <- err
+	}()
+	proxy.Heal()
+	if err := <-registered; err != nil {
+		t.Fatal(err)
+	}
+	// Two creates: the first registration's and the second's. A third
+	// would be the second registration making its node again after the
+	// retried delete took it.
+	want(t, r, "lighthouse.op.duration", 2, attrOp.String("create"), attrResult.String("ok"))
+}
+
 // TestTinySessionTimeoutStillConnects: the server lengthens a session
 // timeout below its minimum, so asking for one (even 10 ns, a slip for
 // 10 s) must not make each attempt's limit too short to connect at all.
