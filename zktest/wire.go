@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"syscall"
 	"time"
 )
 
@@ -130,6 +131,29 @@ func expireSession(ctx context.Context, addr string, s session) error {
 		ctx, cancel = context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 	}
+	// The server may close an attaching connection before it answers (seen
+	// once in a full run, as the client's own connection was being
+	// closed). Nothing was sent to the session then: attach again.
+	for {
+		err := attachAndClose(ctx, addr, s)
+		if !errors.Is(err, errUnanswered) || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return err
+		}
+	}
+}
+
+// errUnanswered: the server closed the connection before it answered the
+// ConnectRequest.
+var errUnanswered = errors.New("closed before the connect response")
+
+// attachAndClose attaches to session s from a connection of its own and
+// closes it.
+func attachAndClose(ctx context.Context, addr string, s session) error {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -153,6 +177,9 @@ func expireSession(ctx context.Context, addr string, s session) error {
 	}
 	resp, err := readFrame(conn)
 	if err != nil {
+		if ctx.Err() == nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET)) {
+			return fmt.Errorf("connect response: %w (%w)", errUnanswered, err)
+		}
 		return fmt.Errorf("connect response: %w", err)
 	}
 	if got, ok := parseConnectResponse(resp); !ok || got.id != s.id {
