@@ -194,6 +194,18 @@ func TestExpiredThenNewSession(t *testing.T) {
 	}
 }
 
+// proxied connects a session for t to the shared server through a proxy
+// of its own, under a root of its own, with a 10 s session timeout unless
+// opts say otherwise.
+func proxied(t testing.TB, opts ...Option) (s *Session, proxy *zktest.Proxy, root string) {
+	t.Helper()
+	zkc := zktest.Shared(t)
+	root = zkc.Root(t)
+	proxy = zktest.ProxyT(t, zkc.Addr(0))
+	opts = append([]Option{WithSessionTimeout(10 * time.Second)}, opts...)
+	return connect(t, proxy.Addr()+chrootOf(root), opts...), proxy, root
+}
+
 // chrootOf returns the "/chroot" part of a connect string.
 func chrootOf(connectString string) string {
 	if i := strings.IndexByte(connectString, '/'); i >= 0 {
@@ -650,12 +662,10 @@ func TestCloseDeletesHeldNodesBeforeTheSession(t *testing.T) {
 // the client declares the connection lost (two thirds of the 10 s session
 // timeout): the cleanup it sends goes on in the session's background.
 func TestRecipesEndPromptlyWhileStalled(t *testing.T) {
-	zkc := zktest.Shared(t)
-	root := zkc.Root(t)
 	const bound = 2 * time.Second
 	session := func(t *testing.T) (*Session, *zktest.Proxy) {
-		proxy := zktest.ProxyT(t, zkc.Addr(0))
-		return connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(10*time.Second)), proxy
+		s, proxy, _ := proxied(t)
+		return s, proxy
 	}
 	prompt := func(t *testing.T, what string, f func()) {
 		t.Helper()
@@ -772,9 +782,7 @@ func TestRecipesEndPromptlyWhileStalled(t *testing.T) {
 // Registering the same ID again waits for it instead of failing with
 // ErrIDTaken, which says that a live registration holds the ID.
 func TestRegisterAgainAfterAFailedOne(t *testing.T) {
-	zkc := zktest.Shared(t)
-	proxy := zktest.ProxyT(t, zkc.Addr(0))
-	s := connect(t, proxy.Addr()+chrootOf(zkc.Root(t)), WithSessionTimeout(10*time.Second))
+	s, proxy, _ := proxied(t)
 	proxy.Delay(time.Second)
 	ctx, cancel := context.WithTimeout(testCtx(t), 100*time.Millisecond)
 	defer cancel()
@@ -795,10 +803,7 @@ func TestRegisterAgainAfterAFailedOne(t *testing.T) {
 // back, instead of staying for the whole session as an instance nobody
 // registered. (A review found it.)
 func TestFailedRegisterLeavesNoNode(t *testing.T) {
-	zkc := zktest.Shared(t)
-	root := zkc.Root(t)
-	proxy := zktest.ProxyT(t, zkc.Addr(0))
-	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(10*time.Second))
+	s, proxy, root := proxied(t)
 	other := connect(t, root)
 	if _, err := other.Create(testCtx(t), "/services/svc", nil, Persistent, CreateParents()); err != nil {
 		t.Fatal(err)
@@ -842,11 +847,8 @@ func TestFailedRegisterLeavesNoNode(t *testing.T) {
 // have its new node taken by that retry (which deletes whatever node is
 // at the path): the claim on the ID is let go only once the retry is done.
 func TestRegisterAgainWhileTheOldNodeIsBeingDeleted(t *testing.T) {
-	zkc := zktest.Shared(t)
-	root := zkc.Root(t)
-	proxy := zktest.ProxyT(t, zkc.Addr(0))
 	r, mp := meterT(t)
-	s := connect(t, proxy.Addr()+chrootOf(root), WithSessionTimeout(10*time.Second), WithMeterProvider(mp))
+	s, proxy, root := proxied(t, WithMeterProvider(mp))
 	// The service's node, made beforehand, so that the only creates are the
 	// registrations' (a container could be removed and made again).
 	if _, err := connect(t, root).Create(testCtx(t), "/services/svc", nil, Persistent, CreateParents()); err != nil {
