@@ -229,7 +229,7 @@ func (b *Barrier) give() { <-b.turn }
 // abandon deletes our node, if any, and gives up our claim on the ID.
 func (b *Barrier) abandon() {
 	if b.hasNode {
-		b.s.deleteEphemeral(b.node, b.owner, nil)
+		b.s.deleteIfOurs(b.node, b.owner, nil)
 		b.hasNode = false
 	}
 	if b.claimed {
@@ -395,7 +395,7 @@ func (b *Barrier) join(ctx context.Context) error {
 		case ch <- result{owner, czxid, err}:
 		case <-gaveUp:
 			if err == nil {
-				b.s.deleteEphemeral(b.node, owner, nil)
+				b.s.deleteIfOurs(b.node, owner, nil)
 			}
 		}
 	})

@@ -329,7 +329,7 @@ func (r *registration) ensure(st sessionState) error {
 	}
 	rearm := r.rearm
 	r.rearm = false
-	r.tried = st.ID // until we know whose node is at our path
+	r.tried = r.s.zk.SessionID() // until we know whose node is at our path
 	for i := range 5 {
 		var err error
 		if !rearm || i > 0 {
@@ -407,7 +407,9 @@ func (r *registration) leave() {
 	switch {
 	case r.s.isClosing(): // the session's close deletes our node
 	case r.owner != 0:
-		r.s.deleteEphemeral(r.path, r.owner, r.handClaim())
+		// Ours unless it was deleted and another session took the ID before
+		// we heard of it.
+		r.s.deleteIfOurs(r.path, r.owner, r.handClaim())
 	case r.tried != 0:
 		// A create whose answer was lost (or an ExistsW after it) may have
 		// made our node: delete it if it is there and ours.

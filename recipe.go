@@ -409,11 +409,34 @@ func gone(err error) bool {
 }
 
 // deleteEphemeral deletes an ephemeral node of session owner that a recipe
-// is done with: at once if the connection is up, else (or if that fails) a
-// goroutine of the session keeps trying until the node is gone, its session
-// has ended, or the Session closes, so that no recipe leaves a node behind
-// that peers would wait on. then, if not nil, is called once that is over.
+// is done with, by its path alone: for a node whose name no other session
+// can take (an election's). At once if the connection is up, else (or if
+// that fails) a goroutine of the session keeps trying until the node is
+// gone, its session has ended, or the Session closes, so that no recipe
+// leaves a node behind that peers would wait on. then, if not nil, is
+// called once that is over.
 func (s *Session) deleteEphemeral(path string, owner int64, then func()) {
+	s.deleteWith(path, owner, func(ctx context.Context) error { return s.zk.Delete(ctx, path, AnyVersion) }, then)
+}
+
+// deleteIfOurs is deleteEphemeral for a node named by an ID, which another
+// session may have taken since ours went (or which our create, whose answer
+// was lost, may not have made): it deletes the node at path only if it is
+// an ephemeral node of session owner, at the cost of a read first.
+func (s *Session) deleteIfOurs(path string, owner int64, then func()) {
+	s.deleteWith(path, owner, func(ctx context.Context) error {
+		st, err := s.zk.Exists(ctx, path)
+		if err != nil || st == nil || st.EphemeralOwner != owner {
+			return err // nil: gone, or not ours
+		}
+		return s.zk.Delete(ctx, path, st.Version)
+	}, then)
+}
+
+// deleteWith runs attempt, which deletes path, a node of session owner: at
+// once if the connection is up, waiting for the answer at most endWait,
+// then (or if that fails) with keepDeleting.
+func (s *Session) deleteWith(path string, owner int64, attempt func(context.Context) error, then func()) {
 	if s.isClosing() {
 		callIf(then)
 		return // Close deletes it (heldNode), or the session's end does
@@ -422,7 +445,6 @@ func (s *Session) deleteEphemeral(path string, owner int64, then func()) {
 	// and waits for its answer at most endWait; keepDeleting then goes on
 	// trying, on its own goroutine, until the client declares the connection
 	// lost (two thirds of the session timeout without a byte) and after.
-	attempt := func(ctx context.Context) error { return s.zk.Delete(ctx, path, AnyVersion) }
 	if s.zk.State() == zkclient.StateConnected && s.zk.SessionID() == owner {
 		ctx := newEndCtx()
 		err := attempt(ctx)
@@ -441,24 +463,10 @@ func callIf(f func()) {
 	}
 }
 
-// deleteIfOurs deletes path if it is an ephemeral node of session owner,
-// on a goroutine of the session, as deleteEphemeral goes on: for the node
-// that a create whose answer was lost may have made. A node of another
-// session (whose create made ours fail) is left alone.
-func (s *Session) deleteIfOurs(path string, owner int64, then func()) {
-	s.keepDeleting(path, owner, func(ctx context.Context) error {
-		st, err := s.zk.Exists(ctx, path)
-		if err != nil || st == nil || st.EphemeralOwner != owner {
-			return err // nil: gone, or not ours
-		}
-		return s.zk.Delete(ctx, path, st.Version)
-	}, then)
-}
-
 // keepDeleting runs attempt, which deletes path, on a goroutine of the
 // session until it succeeds, the node is gone, session owner has ended
-// (and the node with it), or the Session closes; then it calls then, if
-// not nil.
+// (and the node with it), the server refuses it for good (an EventError
+// says so), or the Session closes; then it calls then, if not nil.
 func (s *Session) keepDeleting(path string, owner int64, attempt func(context.Context) error, then func()) {
 	if s.isClosing() {
 		callIf(then)
@@ -484,7 +492,12 @@ func (s *Session) keepDeleting(path string, owner int64, attempt func(context.Co
 		}
 		return next.Connected && !prev.Connected, nil
 	}
-	l.fatal = func(error, bool) bool { return false }
+	l.fatal = func(err error, _ bool) bool { return lasting(err) }
+	l.end = func(why error) {
+		if why != ErrClosed && !errors.Is(why, errEnded) {
+			s.emit(Event{Type: EventError, SessionID: owner, Path: path, Err: why})
+		}
+	}
 	if !s.recipes.Go(func() {
 		defer callIf(then)
 		l.run(context.Background(), nil)

@@ -876,6 +876,57 @@ func TestRegisterAgainWhileTheOldNodeIsBeingDeleted(t *testing.T) {
 	want(t, r, "lighthouse.op.duration", 2, attrOp.String("create"), attrResult.String("ok"))
 }
 
+// TestCloseSparesAnotherSessionsNode: our registration's node was deleted
+// and another session registered the ID before we heard of it; closing our
+// registration then must not delete that session's node. (Found by a
+// review; deleting by path alone did.)
+func TestCloseSparesAnotherSessionsNode(t *testing.T) {
+	s, proxy, root := proxied(t)
+	other := connect(t, root)
+	reg := register(t, s, "svc", "a")
+	proxy.Stall() // s hears nothing of what follows
+	if err := other.Delete(testCtx(t), "/services/svc/a", AnyVersion); err != nil {
+		t.Fatal(err)
+	}
+	theirs := register(t, other, "svc", "a")
+	reg.Close() // its delete is left to a retry once the connection is back
+	proxy.Heal()
+	// Registering the ID again waits until that retry is done, then finds
+	// the other session's node.
+	if _, err := s.Register(testCtx(t), "svc", Node{ID: "a"}); !errors.Is(err, ErrIDTaken) {
+		t.Fatalf("Register again: %v, want ErrIDTaken (the other session's node)", err)
+	}
+	if _, st, err := other.Get(testCtx(t), "/services/svc/a"); err != nil || st.EphemeralOwner != other.SessionID() {
+		t.Fatalf("the other session's node after our Close: %+v %v", st, err)
+	}
+	theirs.Close()
+}
+
+// TestRegisterAgainWhenTheDeleteIsRefused: a delete the server refuses for
+// good (no DELETE permission on the service's node) is given up, with an
+// EventError, and lets the ID go: registering it again takes the node
+// over instead of waiting for ever. (Found by a review.)
+func TestRegisterAgainWhenTheDeleteIsRefused(t *testing.T) {
+	root := zktest.Shared(t).Root(t)
+	s := connect(t, root)
+	if _, err := s.Create(testCtx(t), "/services/svc", nil, Persistent, CreateParents(), CreateACL(WorldACL(PermRead|PermCreate)...)); err != nil {
+		t.Fatal(err)
+	}
+	events := s.Events(testCtx(t))
+	reg := register(t, s, "svc", "a")
+	reg.Close()
+	if e := awaitEvent(t, events, EventError, 5*time.Second); !errors.Is(e.Err, ErrNoAuth) {
+		t.Fatalf("EventError: %v, want ErrNoAuth", e.Err)
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), 5*time.Second)
+	defer cancel()
+	again, err := s.Register(ctx, "svc", Node{ID: "a"})
+	if err != nil {
+		t.Fatalf("Register again: %v", err)
+	}
+	again.Close()
+}
+
 // TestTinySessionTimeoutStillConnects: the server lengthens a session
 // timeout below its minimum, so asking for one (even 10 ns, a slip for
 // 10 s) must not make each attempt's limit too short to connect at all.
