@@ -260,10 +260,11 @@ func (c *Cluster) Close() error {
 	c.mu.Unlock()
 	c.killAll()
 	if c.ownDir {
+		err := os.RemoveAll(c.dir)
 		if c.owner != nil {
-			c.owner.Close()
+			c.owner.Close() // after: a sweep meanwhile finds the directory held
 		}
-		if err := os.RemoveAll(c.dir); err != nil {
+		if err != nil {
 			return fmt.Errorf("zktest: %w", err)
 		}
 	}
