@@ -53,9 +53,9 @@ func (r *Registration) ID() string {
 // Close removes the registration: its node is deleted at once (or, while
 // the connection is down, as soon as it is back, unless the session ends
 // first), if it is still this session's: one that another session made
-// after ours went is left alone. It waits until that is under way, at most half a second if the
-// server does not answer, and returns nil. It is idempotent, and does the
-// same as cancelling Register's ctx.
+// after ours went is left alone. It waits until that is under way, at most
+// half a second if the server does not answer, and returns nil. It is
+// idempotent, and does the same as cancelling Register's ctx.
 func (r *Registration) Close() error {
 	if r == nil || r.done == nil {
 		return nil // made by no Register: nothing to remove
@@ -424,6 +424,9 @@ func (r *registration) leave() {
 // go once done.
 func (r *registration) handClaim() func() {
 	c := r.claim
+	if c == nil {
+		return nil
+	}
 	r.claim = nil
 	return c.release
 }
