@@ -3,7 +3,6 @@ package lighthouse
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"sync/atomic"
@@ -324,14 +323,13 @@ func (d *downPolicy) nextExpiry(now time.Time) (t time.Time, ok bool) {
 	return t, ok
 }
 
-// disabled reports whether a Curator instance's "enabled" flag is false.
-// Most instances carry no flag: they are not decoded.
+// disabled reports whether a Curator instance's "enabled" flag is false (or
+// null, which Curator reads as false). Most instances carry no flag and no
+// escape that could spell one: they are not decoded.
 func disabled(instance []byte) bool {
-	if !bytes.Contains(instance, []byte(`"enabled"`)) {
+	if !bytes.Contains(instance, []byte(`enabled`)) && !bytes.Contains(instance, []byte(`\u`)) {
 		return false
 	}
-	var i struct {
-		Enabled *bool `json:"enabled"`
-	}
-	return json.Unmarshal(instance, &i) == nil && i.Enabled != nil && !*i.Enabled
+	i, err := decodeServiceInstance(instance)
+	return err == nil && i.Enabled != nil && !*i.Enabled
 }

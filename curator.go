@@ -63,6 +63,9 @@ const (
 //
 // A zero value stands for JSON null: Address "", Port and SSLPort 0, Payload
 // nil, URISpec nil, ServiceType "" (and RegistrationTime zero for 0).
+// Decoding reads what Curator's Jackson reads: a missing serviceType is
+// DYNAMIC, a null "enabled" is false, and keys match exactly, nested ones
+// too.
 type ServiceInstance struct {
 	Name    string // the service's name
 	ID      string // the instance's ID, unique in the service: its node's name
@@ -164,10 +167,24 @@ func (i *ServiceInstance) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &w); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidInstance, err)
 	}
-	if err := checkKeyCase(data); err != nil {
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(data, &keys); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidInstance, err)
+	}
+	if err := checkKeyCase(keys); err != nil {
 		return err
 	}
 	*i = ServiceInstance{Name: w.Name, ID: w.ID, Enabled: w.Enabled}
+	// As Jackson fills Curator's instance: a null for the primitive
+	// "enabled" is false, and a missing "serviceType" is the default
+	// constructor's DYNAMIC (a null one stays null).
+	if raw, ok := keys["enabled"]; ok && bytes.Equal(raw, []byte("null")) {
+		off := false
+		i.Enabled = &off
+	}
+	if _, ok := keys["serviceType"]; !ok {
+		i.ServiceType = ServiceTypeDynamic
+	}
 	if w.Address != nil {
 		i.Address = *w.Address
 	}
@@ -228,18 +245,38 @@ func withUnknownKeys(known, orig []byte) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
-// checkKeyCase fails on a key of data (a JSON object) that encoding/json
-// takes for one of Curator's but Curator does not ("Name", "PORT"): Go and
-// Java would read different instances.
-func checkKeyCase(data []byte) error {
-	var keys map[string]json.RawMessage
-	if err := json.Unmarshal(data, &keys); err != nil {
-		return fmt.Errorf("%w: %v", ErrInvalidInstance, err)
+// checkKeyCase fails on a key of an instance (keys, its members), or of its
+// uriSpec and the parts in it, that encoding/json takes for one of
+// Curator's but Curator's Jackson does not ("Name", "PORT", "Parts",
+// "Variable"): Go and Java would read different instances.
+func checkKeyCase(keys map[string]json.RawMessage) error {
+	if err := keysAsCurator(keys, instanceKeys); err != nil {
+		return err
 	}
+	var spec map[string]json.RawMessage
+	if json.Unmarshal(keys["uriSpec"], &spec) != nil {
+		return nil // null or missing (json.Unmarshal has checked the rest)
+	}
+	if err := keysAsCurator(spec, []string{"parts"}); err != nil {
+		return err
+	}
+	var parts []map[string]json.RawMessage
+	json.Unmarshal(spec["parts"], &parts)
+	for _, p := range parts {
+		if err := keysAsCurator(p, []string{"value", "variable"}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// keysAsCurator fails on a key of keys that differs from one of want in
+// case only.
+func keysAsCurator(keys map[string]json.RawMessage, want []string) error {
 	for k := range keys {
-		for _, want := range instanceKeys {
-			if k != want && strings.EqualFold(k, want) {
-				return fmt.Errorf("%w: key %q: Curator reads only %q", ErrInvalidInstance, k, want)
+		for _, w := range want {
+			if k != w && strings.EqualFold(k, w) {
+				return fmt.Errorf("%w: key %q: Curator reads only %q", ErrInvalidInstance, k, w)
 			}
 		}
 	}

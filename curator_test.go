@@ -76,6 +76,21 @@ func TestServiceInstanceDecode(t *testing.T) {
 		{"key in capitals", `{"name":"s","PORT":80}`, false, nil},
 		// Jackson refuses bytes that are not UTF-8; encoding/json took them.
 		{"not UTF-8", "{\"name\":\"s\",\"x\":\"\xff\xfe\"}", false, nil},
+		// As Jackson fills Curator's instance (a review with real Curator
+		// peers found each): a null "enabled" is false, not unset.
+		{"enabled null", `{"name":"s","enabled":null}`, true,
+			func(i ServiceInstance) bool { return i.Enabled != nil && !*i.Enabled }},
+		{"enabled escaped", `{"name":"s","en\u0061bled":false}`, true,
+			func(i ServiceInstance) bool { return i.Enabled != nil && !*i.Enabled }},
+		// A missing serviceType is the constructor's DYNAMIC; a null one null.
+		{"service type missing", `{"name":"s"}`, true,
+			func(i ServiceInstance) bool { return i.ServiceType == ServiceTypeDynamic }},
+		{"service type null", `{"name":"s","serviceType":null}`, true,
+			func(i ServiceInstance) bool { return i.ServiceType == "" }},
+		// Jackson matches the uriSpec's keys exactly too.
+		{"uriSpec key in another case", `{"uriSpec":{"Parts":[]}}`, false, nil},
+		{"part key in another case", `{"uriSpec":{"parts":[{"Value":"scheme","variable":true}]}}`, false, nil},
+		{"part key in capitals", `{"uriSpec":{"parts":[{"value":"scheme","VARIABLE":true}]}}`, false, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			i, err := DecodeServiceInstance([]byte(tc.in))
@@ -736,6 +751,22 @@ func TestBalancerLeavesOutDisabledInstances(t *testing.T) {
 	awaitPicks(t, b, "o1")
 	set(&on)
 	awaitPicks(t, b, "o1", "o2")
+}
+
+// TestDisabledAsCuratorReadsIt: the Balancer leaves out what Curator's
+// ServiceProvider leaves out, a null flag and an escaped key included.
+func TestDisabledAsCuratorReadsIt(t *testing.T) {
+	for in, want := range map[string]bool{
+		`{"name":"s"}`:           false,
+		`{"enabled":true}`:       false,
+		`{"enabled":false}`:      true,
+		`{"enabled":null}`:       true,
+		`{"en\u0061bled":false}`: true,
+	} {
+		if got := disabled([]byte(in)); got != want {
+			t.Errorf("disabled(%s) = %v, want %v", in, got, want)
+		}
+	}
 }
 
 // Curator's updateService and Go's Update are the same change: Go's
