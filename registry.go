@@ -35,8 +35,11 @@ type registryOptions struct {
 // json.Marshal): an empty Name is set to the service, an empty ID to the
 // Node's ID, a zero RegistrationTime to now and an empty ServiceType to
 // DYNAMIC; other values must match (ErrInvalidInstance). Members and
-// Instances deliver Nodes with the instance's ID (its node's name) and its
+// Instances deliver Nodes with the instance's node's name as ID and its
 // JSON as Data, as Curator wrote it: decode it with DecodeServiceInstance.
+// The name is the instance's ID except for Curator's DYNAMIC_SEQUENTIAL
+// instances, whose node name has a sequence number appended (the decoded
+// ServiceInstance's ID is Curator's).
 // A node that does not decode is left out, with an EventError naming it;
 // the other instances are delivered as usual.
 //
