@@ -19,11 +19,6 @@ import (
 func TestZeroValuesFailCleanly(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	lead := func(context.Context, Leadership) error { return nil }
-	type call struct {
-		name string
-		f    func() error // nil: not an error-returning call, or a closed channel
-	}
 	closed := func(name string, ch <-chan struct{}) error {
 		select {
 		case <-ch:
@@ -52,31 +47,8 @@ func TestZeroValuesFailCleanly(t *testing.T) {
 				}
 				return ErrClosed
 			}},
-			{"Create", func() error { _, err := s.Create(ctx, "/a", nil, Persistent); return err }},
-			{"Get", func() error { _, _, err := s.Get(ctx, "/a"); return err }},
-			{"GetW", func() error { _, _, _, err := s.GetW(ctx, "/a"); return err }},
-			{"Set", func() error { _, err := s.Set(ctx, "/a", nil, AnyVersion); return err }},
-			{"Delete", func() error { return s.Delete(ctx, "/a", AnyVersion) }},
-			{"DeleteAll", func() error { return s.DeleteAll(ctx, "/a") }},
-			{"Exists", func() error { _, _, err := s.Exists(ctx, "/a"); return err }},
-			{"ExistsW", func() error { _, _, _, err := s.ExistsW(ctx, "/a"); return err }},
-			{"Children", func() error { _, err := s.Children(ctx, "/a"); return err }},
-			{"ChildrenW", func() error { _, _, err := s.ChildrenW(ctx, "/a"); return err }},
-			{"Txn", func() error { _, err := s.Txn(ctx, CheckExists("/a")); return err }},
-			{"WhoAmI", func() error { _, err := s.WhoAmI(ctx); return err }},
-			{"Elect", func() error { _, err := s.Elect(ctx, "/e"); return err }},
-			{"Lead", func() error { return s.Lead(ctx, "/e", lead) }},
-			{"Participants", func() error { _, err := s.Participants(ctx, "/e"); return err }},
-			{"Leader", func() error { _, err := s.Leader(ctx, "/e"); return err }},
-			{"Observe", func() error { _, err := s.Observe(ctx, "/e"); return err }},
-			{"Register", func() error { _, err := s.Register(ctx, "svc", Node{ID: "x"}); return err }},
-			{"Members", func() error { _, err := s.Members(ctx, "svc"); return err }},
-			{"MemberSets", func() error { _, err := s.MemberSets(ctx, "svc"); return err }},
-			{"Services", func() error { _, err := s.Services(ctx); return err }},
-			{"Instances", func() error { _, err := s.Instances(ctx, "svc"); return err }},
-			{"Balancer", func() error { _, err := s.Balancer(ctx, "svc", RoundRobin()); return err }},
-			{"Barrier", func() error { _, err := s.Barrier(ctx, "/b", 2); return err }},
 		}
+		calls = append(calls, sessionCalls(s, ctx)...)
 		for _, c := range calls {
 			t.Run(fmt.Sprintf("nil=%v/%s", s == nil, c.name), func(t *testing.T) {
 				checkClosed(t, c.f)
@@ -176,43 +148,16 @@ func TestNilContextFailsCleanly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lead := func(context.Context, Leadership) error { return nil }
-	calls := []struct {
-		name string
-		f    func() error
-	}{
+	calls := []call{
 		{"Connect", func() error { _, err := Connect(nilCtx, root); return err }},
-		{"Create", func() error { _, err := s.Create(nilCtx, "/a", nil, Persistent); return err }},
 		{"CreateAs", func() error { _, err := CreateAs(nilCtx, s, "/a", "v", Persistent, String()); return err }},
-		{"Get", func() error { _, _, err := s.Get(nilCtx, "/a"); return err }},
 		{"GetAs", func() error { _, _, err := GetAs(nilCtx, s, "/a", String()); return err }},
-		{"GetW", func() error { _, _, _, err := s.GetW(nilCtx, "/a"); return err }},
-		{"Set", func() error { _, err := s.Set(nilCtx, "/a", nil, AnyVersion); return err }},
 		{"SetAs", func() error { _, err := SetAs(nilCtx, s, "/a", "v", AnyVersion, String()); return err }},
-		{"Delete", func() error { return s.Delete(nilCtx, "/a", AnyVersion) }},
-		{"DeleteAll", func() error { return s.DeleteAll(nilCtx, "/a") }},
-		{"Exists", func() error { _, _, err := s.Exists(nilCtx, "/a"); return err }},
-		{"ExistsW", func() error { _, _, _, err := s.ExistsW(nilCtx, "/a"); return err }},
-		{"Children", func() error { _, err := s.Children(nilCtx, "/a"); return err }},
-		{"ChildrenW", func() error { _, _, err := s.ChildrenW(nilCtx, "/a"); return err }},
-		{"Txn", func() error { _, err := s.Txn(nilCtx, CheckExists("/a")); return err }},
-		{"WhoAmI", func() error { _, err := s.WhoAmI(nilCtx); return err }},
-		{"Elect", func() error { _, err := s.Elect(nilCtx, "/e"); return err }},
-		{"Lead", func() error { return s.Lead(nilCtx, "/e", lead) }},
-		{"Participants", func() error { _, err := s.Participants(nilCtx, "/e"); return err }},
-		{"Leader", func() error { _, err := s.Leader(nilCtx, "/e"); return err }},
-		{"Observe", func() error { _, err := s.Observe(nilCtx, "/e"); return err }},
-		{"Register", func() error { _, err := s.Register(nilCtx, "svc", Node{ID: "x"}); return err }},
-		{"Members", func() error { _, err := s.Members(nilCtx, "svc"); return err }},
-		{"MemberSets", func() error { _, err := s.MemberSets(nilCtx, "svc"); return err }},
-		{"Services", func() error { _, err := s.Services(nilCtx); return err }},
-		{"Instances", func() error { _, err := s.Instances(nilCtx, "svc"); return err }},
-		{"Balancer", func() error { _, err := s.Balancer(nilCtx, "svc", RoundRobin()); return err }},
-		{"Barrier", func() error { _, err := s.Barrier(nilCtx, "/b", 2); return err }},
 		{"Barrier.Enter", func() error { return b.Enter(nilCtx) }},
 		{"Barrier.Leave", func() error { return b.Leave(nilCtx) }},
 		{"Registration.Update", func() error { return reg.Update(nilCtx, []byte("x")) }},
 	}
+	calls = append(calls, sessionCalls(s, nilCtx)...)
 	for _, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
 			err := c.f()
@@ -225,4 +170,42 @@ func TestNilContextFailsCleanly(t *testing.T) {
 		for range s.Events(nilCtx) { // closed at once
 		}
 	})
+}
+
+// call is one call of a public method, for the tests that make every one.
+type call struct {
+	name string
+	f    func() error // nil: not an error-returning call, or a closed channel
+}
+
+// sessionCalls are the calls of s's methods that take a ctx and return an
+// error, made with ctx.
+func sessionCalls(s *Session, ctx context.Context) []call {
+	lead := func(context.Context, Leadership) error { return nil }
+	return []call{
+		{"Create", func() error { _, err := s.Create(ctx, "/a", nil, Persistent); return err }},
+		{"Get", func() error { _, _, err := s.Get(ctx, "/a"); return err }},
+		{"GetW", func() error { _, _, _, err := s.GetW(ctx, "/a"); return err }},
+		{"Set", func() error { _, err := s.Set(ctx, "/a", nil, AnyVersion); return err }},
+		{"Delete", func() error { return s.Delete(ctx, "/a", AnyVersion) }},
+		{"DeleteAll", func() error { return s.DeleteAll(ctx, "/a") }},
+		{"Exists", func() error { _, _, err := s.Exists(ctx, "/a"); return err }},
+		{"ExistsW", func() error { _, _, _, err := s.ExistsW(ctx, "/a"); return err }},
+		{"Children", func() error { _, err := s.Children(ctx, "/a"); return err }},
+		{"ChildrenW", func() error { _, _, err := s.ChildrenW(ctx, "/a"); return err }},
+		{"Txn", func() error { _, err := s.Txn(ctx, CheckExists("/a")); return err }},
+		{"WhoAmI", func() error { _, err := s.WhoAmI(ctx); return err }},
+		{"Elect", func() error { _, err := s.Elect(ctx, "/e"); return err }},
+		{"Lead", func() error { return s.Lead(ctx, "/e", lead) }},
+		{"Participants", func() error { _, err := s.Participants(ctx, "/e"); return err }},
+		{"Leader", func() error { _, err := s.Leader(ctx, "/e"); return err }},
+		{"Observe", func() error { _, err := s.Observe(ctx, "/e"); return err }},
+		{"Register", func() error { _, err := s.Register(ctx, "svc", Node{ID: "x"}); return err }},
+		{"Members", func() error { _, err := s.Members(ctx, "svc"); return err }},
+		{"MemberSets", func() error { _, err := s.MemberSets(ctx, "svc"); return err }},
+		{"Services", func() error { _, err := s.Services(ctx); return err }},
+		{"Instances", func() error { _, err := s.Instances(ctx, "svc"); return err }},
+		{"Balancer", func() error { _, err := s.Balancer(ctx, "svc", RoundRobin()); return err }},
+		{"Barrier", func() error { _, err := s.Barrier(ctx, "/b", 2); return err }},
+	}
 }
